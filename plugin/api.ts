@@ -1,0 +1,265 @@
+import { createHash } from 'node:crypto'
+import stringify from 'safe-stable-stringify'
+import type { CacheCore, CacheStats } from './core.js'
+import { decodeValue, encodeValue, freshForMs } from './entry.js'
+import { coded, FST_CACHE_INVALID_KEY, invalidOption } from './errors.js'
+import { toStoreKey } from './key.js'
+import type { CacheStore, StoreKeyInfo } from './stores/store.js'
+
+export interface WrapOptions {
+  /** Seconds. Default: the plugin's `defaultTtl`. */
+  ttl?: number
+}
+
+export interface MemoizeOptions extends WrapOptions {
+  /** The key name of the function's entries. Default: `fn.name`; an anonymous function must be given one. */
+  name?: string
+}
+
+export type Memoized<A extends unknown[], R> = (...args: A) => Promise<Awaited<R>>
+
+export interface CachedKey {
+  /** The key as the API takes it, without the prefix. */
+  key: string
+  /** Milliseconds left, or -1 when the key has no expiry. */
+  ttlMs: number
+  /** Number of variants for a page or memoized function; undefined for plain values. */
+  variants?: number
+}
+
+function ttlMsOf (ttl: number | undefined, fallbackSeconds: number, option: string): number {
+  if (ttl === undefined) return fallbackSeconds * 1000
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
+    throw invalidOption(option, `expected a positive number of seconds, got ${String(ttl)}`)
+  }
+  return ttl * 1000
+}
+
+const MEMOIZE_PREFIX = 'memoize/'
+
+/**
+ * `fastify.cache`: the Flask-Caching API on the plugin's store. Keys are given without the prefix. Values are JSON.
+ * Every method rejects with an error whose `code` starts with FST_CACHE_ when the store fails.
+ */
+export class FastifyCache {
+  readonly #core: CacheCore
+  readonly #computing = new Map<string, Promise<unknown>>()
+  readonly #memoized = new WeakMap<(...args: never[]) => unknown, string>()
+
+  /** Which store backs the cache: 'redis', 'memory' or 'custom'. */
+  readonly storeKind: 'redis' | 'memory' | 'custom'
+
+  constructor (core: CacheCore, storeKind: 'redis' | 'memory' | 'custom') {
+    this.#core = core
+    this.storeKind = storeKind
+  }
+
+  /** The store in use. */
+  get store (): CacheStore {
+    return this.#core.store
+  }
+
+  get prefix (): string {
+    return this.#core.prefix
+  }
+
+  #storeKey (key: string): string {
+    return toStoreKey(this.#core.prefix, key)
+  }
+
+  #ttlMs (ttl: number | undefined): number {
+    return ttlMsOf(ttl, this.#core.options.defaultTtl, 'ttl')
+  }
+
+  #decode (bytes: Buffer | undefined): { value: unknown } | undefined {
+    if (bytes === undefined) return undefined
+    try {
+      const entry = decodeValue(bytes)
+      return freshForMs(entry, Date.now()) > 0 ? { value: entry.value } : undefined
+    } catch (err) {
+      this.#core.warn(undefined, 'decode', err, 'fastify-cache: unreadable value treated as missing')
+      return undefined
+    }
+  }
+
+  #count (found: boolean): void {
+    if (found) this.#core.counters.hits++
+    else this.#core.counters.misses++
+  }
+
+  /** The value, or undefined when absent or expired. */
+  async get<T = unknown> (key: string): Promise<T | undefined> {
+    const found = this.#decode(await coded('get', this.#core.store.get(this.#storeKey(key))))
+    this.#count(found !== undefined)
+    return found?.value as T | undefined
+  }
+
+  async set (key: string, value: unknown, ttl?: number): Promise<void> {
+    const ttlMs = this.#ttlMs(ttl)
+    await coded('set', this.#core.store.set(this.#storeKey(key), encodeValue(key, value, ttlMs), ttlMs))
+  }
+
+  /** Sets the value only if the key is absent. Resolves whether it was set. */
+  async add (key: string, value: unknown, ttl?: number): Promise<boolean> {
+    const ttlMs = this.#ttlMs(ttl)
+    return await coded('add', this.#core.store.add(this.#storeKey(key), encodeValue(key, value, ttlMs), ttlMs))
+  }
+
+  async has (key: string): Promise<boolean> {
+    return await coded('has', this.#core.store.has(this.#storeKey(key)))
+  }
+
+  /** Deletes a value, or a page with every one of its variants (`delete('view//')`). Resolves whether it existed. */
+  async delete (key: string): Promise<boolean> {
+    return (await this.deleteMany([key])) > 0
+  }
+
+  /** Resolves how many of the keys existed. */
+  async deleteMany (keys: readonly string[]): Promise<number> {
+    if (!Array.isArray(keys)) throw new FST_CACHE_INVALID_KEY('deleteMany expects an array of keys')
+    const storeKeys = keys.map((key) => this.#storeKey(key))
+    // Before and after: nothing computed before the purge may be stored once it has run.
+    this.#core.invalidated()
+    try {
+      return await coded('delete', this.#core.store.delete(storeKeys))
+    } finally {
+      this.#core.invalidated()
+    }
+  }
+
+  async getMany<T = unknown> (keys: readonly string[]): Promise<Array<T | undefined>> {
+    if (!Array.isArray(keys)) throw new FST_CACHE_INVALID_KEY('getMany expects an array of keys')
+    const storeKeys = keys.map((key) => this.#storeKey(key))
+    const found = await coded('getMany', Promise.all(storeKeys.map(async (key) => await this.#core.store.get(key))))
+    return found.map((bytes) => {
+      const entry = this.#decode(bytes)
+      this.#count(entry !== undefined)
+      return entry?.value as T | undefined
+    })
+  }
+
+  /** Takes `{ key: value }` or `[key, value]` pairs. */
+  async setMany (entries: Record<string, unknown> | ReadonlyArray<readonly [string, unknown]>, ttl?: number): Promise<void> {
+    const pairs = Array.isArray(entries) ? entries : Object.entries(entries as Record<string, unknown>)
+    const ttlMs = this.#ttlMs(ttl)
+    const encoded = pairs.map(([key, value]) => [this.#storeKey(key), encodeValue(key, value, ttlMs)] as const)
+    await coded('setMany', Promise.all(encoded.map(async ([key, bytes]) => await this.#core.store.set(key, bytes, ttlMs))))
+  }
+
+  /** Removes every key under the plugin's prefix and nothing else (SCAN + UNLINK). Resolves how many. */
+  async clear (): Promise<number> {
+    this.#core.invalidated()
+    try {
+      return await coded('clear', this.#core.store.clear(this.#core.prefix))
+    } finally {
+      this.#core.invalidated()
+    }
+  }
+
+  /** Up to `limit` cached keys with their remaining time, for dashboards. Empty when the store cannot list. */
+  async keys ({ limit = 500 }: { limit?: number } = {}): Promise<CachedKey[]> {
+    const store = this.#core.store
+    if (typeof store.list !== 'function') return []
+    const found: StoreKeyInfo[] = await coded('list', store.list(this.#core.prefix, limit))
+    return found.map(({ key, ttlMs, variants }) => ({ key: key.slice(this.#core.prefix.length), ttlMs, variants }))
+  }
+
+  /** Counters of this process. */
+  stats (): CacheStats {
+    return this.#core.stats()
+  }
+
+  /** Runs `compute` once per key at a time in this process; concurrent callers share its promise. */
+  async #once<T> (id: string, compute: () => Promise<T>): Promise<T> {
+    const running = this.#computing.get(id)
+    if (running !== undefined) {
+      this.#core.counters.coalesced++
+      return await (running as Promise<T>)
+    }
+    const promise = compute()
+    this.#computing.set(id, promise)
+    try {
+      return await promise
+    } finally {
+      this.#computing.delete(id)
+    }
+  }
+
+  /**
+   * Get-or-compute: the cached value of `key`, or `fn()` stored for `ttl` seconds. Concurrent calls compute once.
+   * An `undefined` result is returned but not stored.
+   */
+  async wrap<T> (key: string, fn: () => T | Promise<T>, options: WrapOptions = {}): Promise<Awaited<T>> {
+    const ttlMs = ttlMsOf(options.ttl, this.#core.options.defaultTtl, 'wrap ttl')
+    const storeKey = this.#storeKey(key)
+    return await this.#once('wrap\n' + storeKey, async () => {
+      const found = this.#decode(await this.#read(() => this.#core.store.get(storeKey)))
+      this.#count(found !== undefined)
+      if (found !== undefined) return found.value as Awaited<T>
+      const value = await fn()
+      if (value !== undefined) {
+        const bytes = encodeValue(key, value, ttlMs)
+        void this.#write(() => this.#core.store.set(storeKey, bytes, ttlMs))
+      }
+      return value
+    })
+  }
+
+  /**
+   * Like `@cache.memoize()`: a function whose results are cached per argument list (arguments are compared as
+   * stable JSON). `deleteMemoized(fn)` drops them all; `deleteMemoized(fn, ...args)` drops one.
+   */
+  memoize<A extends unknown[], R> (fn: (...args: A) => R, options: MemoizeOptions = {}): Memoized<A, R> {
+    if (typeof fn !== 'function') throw invalidOption('memoize fn', 'expected a function')
+    const name = options.name ?? fn.name
+    if (typeof name !== 'string' || name.length === 0) {
+      throw invalidOption('memoize name', 'an anonymous function needs { name } to key its results')
+    }
+    const ttlMs = ttlMsOf(options.ttl, this.#core.options.defaultTtl, 'memoize ttl')
+    const storeKey = this.#storeKey(MEMOIZE_PREFIX + name)
+    const memoized = async (...args: A): Promise<Awaited<R>> => {
+      const variant = argumentsVariant(args)
+      return await this.#once(storeKey + '\n' + variant, async () => {
+        const found = this.#decode(await this.#read(() => this.#core.store.getField(storeKey, variant)))
+        this.#count(found !== undefined)
+        if (found !== undefined) return found.value as Awaited<R>
+        const value = await fn(...args)
+        if (value !== undefined) {
+          const bytes = encodeValue(name, value, ttlMs)
+          void this.#write(() => this.#core.store.setField(storeKey, variant, bytes, ttlMs, this.#core.options.maxVariants))
+        }
+        return value
+      })
+    }
+    Object.defineProperty(memoized, 'name', { value: name })
+    this.#memoized.set(memoized as never, name)
+    this.#memoized.set(fn as never, name)
+    return memoized
+  }
+
+  /** With arguments, drops that call's entry; without, every entry of `fn`. Takes the memoized or the original. */
+  async deleteMemoized (fn: (...args: never[]) => unknown, ...args: unknown[]): Promise<boolean> {
+    const name = this.#memoized.get(fn)
+    if (name === undefined) throw new FST_CACHE_INVALID_KEY('deleteMemoized: this function was not memoized by this cache')
+    const storeKey = this.#storeKey(MEMOIZE_PREFIX + name)
+    this.#core.invalidated()
+    if (args.length === 0) return (await coded('deleteMemoized', this.#core.store.delete([storeKey]))) > 0
+    return await coded('deleteMemoized', this.#core.store.deleteField(storeKey, argumentsVariant(args)))
+  }
+
+  // wrap and memoize fail open like pages do: a sick store computes the value rather than failing the call,
+  // and the write is not awaited, so a hung store cannot hold the caller.
+  async #read (call: () => Promise<Buffer | undefined>): Promise<Buffer | undefined> {
+    return await this.#core.failOpen('lookup', call, this.#core.options.lookupTimeoutMs)
+  }
+
+  async #write (call: () => Promise<void>): Promise<void> {
+    this.#core.counters.writes++
+    await this.#core.failOpen('write', call, undefined)
+  }
+}
+
+function argumentsVariant (args: readonly unknown[]): string {
+  const json = stringify(args)
+  return createHash('sha256').update(json ?? '').digest('base64url')
+}

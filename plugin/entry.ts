@@ -1,0 +1,143 @@
+import { createHash } from 'node:crypto'
+import { FST_CACHE_CORRUPT_ENTRY, FST_CACHE_INVALID_VALUE } from './errors.js'
+
+/**
+ * Stored layout, one buffer: 'FCE1' | kind (1 byte) | header length (uint32 BE) | header JSON | body bytes.
+ * The body stays raw bytes (no base64, no JSON-escaped HTML), so a hit parses only the small header and sends
+ * a view of the stored buffer.
+ */
+const MAGIC = 0x46434531 // 'FCE1'
+const KIND_PAGE = 0x50 // 'P'
+const KIND_VALUE = 0x56 // 'V'
+const PREAMBLE_BYTES = 9
+
+export interface PageEntry {
+  status: number
+  headers: Record<string, string | string[]>
+  body: Buffer
+  /** Milliseconds since the epoch. */
+  createdAt: number
+  ttlMs: number
+  etag: string
+  /** Extra milliseconds a stale copy may still be served (stale-while-revalidate, grace). */
+  staleMs: number
+  tags: readonly string[]
+}
+
+export interface ValueEntry {
+  value: unknown
+  createdAt: number
+  ttlMs: number
+}
+
+interface PageHeader {
+  s: number
+  h: Record<string, string | string[]>
+  c: number
+  t: number
+  e: string
+  x?: number
+  g?: readonly string[]
+}
+
+interface ValueHeader {
+  c: number
+  t: number
+}
+
+function frame (kind: number, header: object, body: Buffer | string): Buffer {
+  const headerJson = JSON.stringify(header)
+  const headerBytes = Buffer.byteLength(headerJson)
+  const bodyBytes = typeof body === 'string' ? Buffer.byteLength(body) : body.length
+  const out = Buffer.allocUnsafe(PREAMBLE_BYTES + headerBytes + bodyBytes)
+  out.writeUInt32BE(MAGIC, 0)
+  out[4] = kind
+  out.writeUInt32BE(headerBytes, 5)
+  out.write(headerJson, PREAMBLE_BYTES, 'utf8')
+  if (typeof body === 'string') out.write(body, PREAMBLE_BYTES + headerBytes, 'utf8')
+  else body.copy(out, PREAMBLE_BYTES + headerBytes)
+  return out
+}
+
+function unframe (bytes: Buffer, expectedKind: number): { header: Record<string, unknown>, bodyOffset: number } {
+  if (bytes.length < PREAMBLE_BYTES || bytes.readUInt32BE(0) !== MAGIC) {
+    throw new FST_CACHE_CORRUPT_ENTRY('missing the FCE1 preamble')
+  }
+  if (bytes[4] !== expectedKind) {
+    throw new FST_CACHE_CORRUPT_ENTRY(`expected a ${expectedKind === KIND_PAGE ? 'page' : 'value'} entry`)
+  }
+  const headerBytes = bytes.readUInt32BE(5)
+  const bodyOffset = PREAMBLE_BYTES + headerBytes
+  if (bodyOffset > bytes.length) throw new FST_CACHE_CORRUPT_ENTRY('truncated header')
+  let header: unknown
+  try {
+    header = JSON.parse(bytes.toString('utf8', PREAMBLE_BYTES, bodyOffset))
+  } catch {
+    throw new FST_CACHE_CORRUPT_ENTRY('unreadable header')
+  }
+  if (typeof header !== 'object' || header === null ||
+    typeof (header as ValueHeader).c !== 'number' || typeof (header as ValueHeader).t !== 'number') {
+    throw new FST_CACHE_CORRUPT_ENTRY('malformed header')
+  }
+  return { header: header as Record<string, unknown>, bodyOffset }
+}
+
+/** A strong validator of the body bytes. */
+export function etagOf (body: Buffer): string {
+  return '"' + createHash('sha1').update(body).digest('base64url') + '"'
+}
+
+export function encodePage (entry: PageEntry): Buffer {
+  const header: PageHeader = { s: entry.status, h: entry.headers, c: entry.createdAt, t: entry.ttlMs, e: entry.etag }
+  if (entry.staleMs > 0) header.x = entry.staleMs
+  if (entry.tags.length > 0) header.g = entry.tags
+  return frame(KIND_PAGE, header, entry.body)
+}
+
+/** Decodes a page; the body is a view of `bytes`, not a copy. Throws FST_CACHE_CORRUPT_ENTRY. */
+export function decodePage (bytes: Buffer): PageEntry {
+  const { header, bodyOffset } = unframe(bytes, KIND_PAGE)
+  const page = header as unknown as PageHeader
+  if (typeof page.s !== 'number' || typeof page.h !== 'object' || page.h === null || typeof page.e !== 'string') {
+    throw new FST_CACHE_CORRUPT_ENTRY('malformed page header')
+  }
+  return {
+    status: page.s,
+    headers: page.h,
+    body: bytes.subarray(bodyOffset),
+    createdAt: page.c,
+    ttlMs: page.t,
+    etag: page.e,
+    staleMs: page.x ?? 0,
+    tags: page.g ?? []
+  }
+}
+
+/** Values are JSON, never pickled or evaluated. `key` only names the value in the error. */
+export function encodeValue (key: string, value: unknown, ttlMs: number, now = Date.now()): Buffer {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value)
+  } catch (err) {
+    throw new FST_CACHE_INVALID_VALUE(key, (err as Error).message)
+  }
+  if (json === undefined) throw new FST_CACHE_INVALID_VALUE(key, `${typeof value} is not a JSON value`)
+  const header: ValueHeader = { c: now, t: ttlMs }
+  return frame(KIND_VALUE, header, json)
+}
+
+export function decodeValue (bytes: Buffer): ValueEntry {
+  const { header, bodyOffset } = unframe(bytes, KIND_VALUE)
+  let value: unknown
+  try {
+    value = JSON.parse(bytes.toString('utf8', bodyOffset))
+  } catch {
+    throw new FST_CACHE_CORRUPT_ENTRY('unreadable value')
+  }
+  return { value, createdAt: header.c as number, ttlMs: header.t as number }
+}
+
+/** Milliseconds until the entry stops being fresh; negative once it is stale. */
+export function freshForMs (entry: { createdAt: number, ttlMs: number }, now: number): number {
+  return entry.createdAt + entry.ttlMs - now
+}

@@ -1,0 +1,49 @@
+import createError from '@fastify/error'
+
+// Every error the plugin throws or rejects with carries one of these stable codes, and the original error as `cause`.
+
+export const FST_CACHE_INVALID_OPTION = createError<[string, string]>(
+  'FST_CACHE_INVALID_OPTION', 'fastify-cache: invalid option "%s": %s', 500, TypeError)
+
+export const FST_CACHE_INVALID_KEY = createError<[string]>(
+  'FST_CACHE_INVALID_KEY', 'fastify-cache: invalid key: %s', 500, TypeError)
+
+export const FST_CACHE_INVALID_VALUE = createError<[string, string]>(
+  'FST_CACHE_INVALID_VALUE', 'fastify-cache: the value for key "%s" cannot be stored: %s', 500, TypeError)
+
+export const FST_CACHE_STORE_ERROR = createError<[string, string, { cause: unknown }?]>(
+  'FST_CACHE_STORE_ERROR', 'fastify-cache: store %s failed: %s')
+
+export const FST_CACHE_TIMEOUT = createError<[string, number]>(
+  'FST_CACHE_TIMEOUT', 'fastify-cache: store %s took longer than %dms')
+
+export const FST_CACHE_CORRUPT_ENTRY = createError<[string]>(
+  'FST_CACHE_CORRUPT_ENTRY', 'fastify-cache: stored bytes are not a fastify-cache entry: %s')
+
+export interface InvalidOptionError extends Error {
+  code: 'FST_CACHE_INVALID_OPTION'
+  /** The option path, e.g. `defaultTtl` or `config.cache.ttl (GET /about)`. */
+  option: string
+}
+
+export function invalidOption (option: string, detail: string): InvalidOptionError {
+  const err = new FST_CACHE_INVALID_OPTION(option, detail) as unknown as InvalidOptionError
+  err.option = option
+  return err
+}
+
+export function storeError (operation: string, cause: unknown): Error {
+  const message = cause instanceof Error ? cause.message : String(cause)
+  return new FST_CACHE_STORE_ERROR(operation, message, { cause })
+}
+
+/** Wraps a store call so that direct API calls reject with a coded error. */
+export async function coded<T> (operation: string, promise: Promise<T>): Promise<T> {
+  try {
+    return await promise
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code
+    if (typeof code === 'string' && code.startsWith('FST_CACHE_')) throw err
+    throw storeError(operation, err)
+  }
+}

@@ -1,0 +1,237 @@
+import { Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onSendHookHandler } from 'fastify'
+import type { CacheCore, Flight } from './core.js'
+import { encodePage, etagOf, freshForMs, type PageEntry } from './entry.js'
+import { requestKey } from './key.js'
+import type { NormalizedRouteOptions } from './options.js'
+
+export const kCacheState = Symbol('fastify-cache.state')
+
+/** What onRequest leaves for onSend on a request that missed and may store its response. */
+interface PendingStore {
+  storeKey: string
+  variant: string
+  flightId: string
+  /** Set when this request computes the page for concurrent requests waiting on it. */
+  flight: Flight | undefined
+  generation: number
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    [kCacheState]: PendingStore | null
+  }
+}
+
+// Not stored: they describe one connection or one response, or the plugin writes them itself.
+const UNSTORED_HEADERS = new Set([
+  'set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'date', 'age', 'x-cache', 'etag'
+])
+
+const EMPTY = Buffer.alloc(0)
+
+function ifNoneMatch (header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false
+  if (header.trim() === '*') return true
+  const bare = etag.startsWith('W/') ? etag.slice(2) : etag
+  for (const candidate of header.split(',')) {
+    const tag = candidate.trim()
+    if ((tag.startsWith('W/') ? tag.slice(2) : tag) === bare) return true
+  }
+  return false
+}
+
+/** The reasons a response may never be stored, read off its headers. */
+function storableHeaders (reply: FastifyReply): boolean {
+  if (reply.hasHeader('set-cookie')) return false
+  const cacheControl = reply.getHeader('cache-control')
+  if (cacheControl !== undefined && /\b(?:no-store|private)\b/i.test(String(cacheControl))) return false
+  const vary = reply.getHeader('vary')
+  return vary === undefined || !String(vary).includes('*')
+}
+
+function storedHeaders (reply: FastifyReply): Record<string, string | string[]> {
+  const stored: Record<string, string | string[]> = {}
+  const headers = reply.getHeaders()
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined || UNSTORED_HEADERS.has(name)) continue
+    stored[name] = Array.isArray(value) ? value.map(String) : String(value)
+  }
+  return stored
+}
+
+function isNodeStream (payload: unknown): payload is Readable {
+  return typeof (payload as Readable | null)?.pipe === 'function'
+}
+
+async function * replay (head: Buffer[], rest: AsyncIterator<Buffer | string>): AsyncGenerator<Buffer | string> {
+  yield * head
+  while (true) {
+    const next = await rest.next()
+    if (next.done === true) return
+    yield next.value
+  }
+}
+
+/** Buffers a stream up to `maxBytes`. Past that, hands back an equivalent stream and stores nothing. */
+async function bufferStream (stream: Readable, maxBytes: number): Promise<Buffer | Readable> {
+  const chunks: Buffer[] = []
+  let size = 0
+  const iterator: AsyncIterator<Buffer | string> = stream[Symbol.asyncIterator]()
+  while (true) {
+    const next = await iterator.next()
+    if (next.done === true) return Buffer.concat(chunks, size)
+    const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value
+    chunks.push(chunk)
+    size += chunk.length
+    if (size > maxBytes) return Readable.from(replay(chunks, iterator), { objectMode: false })
+  }
+}
+
+function bodyOf (payload: unknown): Buffer | undefined {
+  if (typeof payload === 'string') return Buffer.from(payload)
+  if (Buffer.isBuffer(payload)) return payload
+  if (payload === null || payload === undefined) return EMPTY
+  return undefined
+}
+
+/** The route-level hooks of one cached route; `route` was normalised once, when the route was added. */
+export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
+  onRequest: onRequestAsyncHookHandler
+  onSend: onSendHookHandler<unknown>
+} {
+  const maxBodyBytes = core.options.maxBodyBytes
+
+  function bypass (reply: FastifyReply): void {
+    core.counters.bypasses++
+    reply.header('x-cache', 'BYPASS')
+  }
+
+  function serve (request: FastifyRequest, reply: FastifyReply, entry: PageEntry): FastifyReply {
+    reply.code(entry.status)
+    reply.headers(entry.headers)
+    reply.header('etag', entry.etag)
+    reply.header('age', String(Math.max(0, Math.floor((Date.now() - entry.createdAt) / 1000))))
+    reply.header('x-cache', 'HIT')
+    if (entry.status === 200 && ifNoneMatch(request.headers['if-none-match'], entry.etag)) {
+      reply.code(304)
+      return reply.send()
+    }
+    return reply.send(entry.body)
+  }
+
+  async function onRequest (request: FastifyRequest, reply: FastifyReply): Promise<void | FastifyReply> {
+    const method = request.method
+    if ((method !== 'GET' && method !== 'HEAD') ||
+      (!route.allowAuthorization && request.headers.authorization !== undefined)) {
+      return bypass(reply)
+    }
+    let key
+    let force = false
+    try {
+      if (route.unless !== undefined && await route.unless(request, reply)) return bypass(reply)
+      key = requestKey(request, route, core.prefix)
+      if (key !== null && route.forceUpdate !== undefined) force = await route.forceUpdate(request)
+    } catch (err) {
+      // A throwing `unless` or `key` is the route's bug; the request still gets its page, uncached.
+      core.warn(request.log, 'route', err, 'fastify-cache: a route cache option threw; bypassing the cache')
+      return bypass(reply)
+    }
+    if (key === null) return bypass(reply)
+
+    const flightId = key.storeKey + '\n' + key.variant
+    if (!force) {
+      const bytes = await core.lookupPage(key.storeKey, key.variant, request.log)
+      if (bytes !== undefined) {
+        const entry = core.readPage(bytes, request.log)
+        if (entry !== undefined && freshForMs(entry, Date.now()) > 0) {
+          core.counters.hits++
+          return serve(request, reply, entry)
+        }
+      }
+      const flight = core.flights.get(flightId)
+      if (flight !== undefined) {
+        const entry = await core.awaitFlight(flight)
+        if (entry !== undefined) {
+          core.counters.hits++
+          core.counters.coalesced++
+          return serve(request, reply, entry)
+        }
+      }
+    }
+    core.counters.misses++
+    // HEAD never writes: its body is dropped before onSend sees it. A request with unkeyed query parameters
+    // may read the keyed variant but never write it, so it cannot poison it.
+    if (method !== 'GET' || !key.storable) {
+      reply.header('x-cache', 'BYPASS')
+      return
+    }
+    const leads = !core.flights.has(flightId)
+    request[kCacheState] = {
+      storeKey: key.storeKey,
+      variant: key.variant,
+      flightId,
+      flight: leads ? core.startFlight(flightId) : undefined,
+      generation: core.generation
+    }
+  }
+
+  async function capture (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<{
+    payload: unknown
+    entry?: PageEntry
+  }> {
+    if (!route.statusCodes.has(reply.statusCode) || !storableHeaders(reply)) return { payload }
+    let body = bodyOf(payload)
+    if (body === undefined) {
+      if (!isNodeStream(payload)) return { payload } // a web stream or a Response: sent as is, not stored
+      const buffered = await bufferStream(payload, maxBodyBytes)
+      if (!Buffer.isBuffer(buffered)) return { payload: buffered }
+      body = buffered
+    }
+    if (body.length > maxBodyBytes) return { payload: body }
+    try {
+      if (route.filter !== undefined && !route.filter(request, reply, body)) return { payload: body }
+      const tags = typeof route.tags === 'function' ? route.tags(request, reply) : route.tags ?? []
+      const handlerEtag = reply.getHeader('etag')
+      const entry: PageEntry = {
+        status: reply.statusCode,
+        headers: storedHeaders(reply),
+        body,
+        createdAt: Date.now(),
+        ttlMs: route.ttlMs,
+        etag: typeof handlerEtag === 'string' ? handlerEtag : etagOf(body),
+        staleMs: Math.max(route.staleWhileRevalidateMs, route.graceMs),
+        tags
+      }
+      return { payload: body, entry }
+    } catch (err) {
+      core.warn(request.log, 'route', err, 'fastify-cache: a route cache option threw; response not stored')
+      return { payload: body }
+    }
+  }
+
+  async function onSend (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+    const pending = request[kCacheState]
+    if (pending === null) return payload
+    request[kCacheState] = null
+    let entry: PageEntry | undefined
+    try {
+      const captured = await capture(request, reply, payload)
+      entry = captured.entry
+      if (entry !== undefined) {
+        reply.header('etag', entry.etag)
+        // A delete or clear ran while this response was computed: it may predate the purge, so it is not kept.
+        if (pending.generation === core.generation) {
+          core.writePage(pending.storeKey, pending.variant, encodePage(entry), entry.ttlMs + entry.staleMs, request.log)
+        }
+      }
+      return captured.payload
+    } finally {
+      reply.header('x-cache', entry === undefined ? 'BYPASS' : 'MISS')
+      if (pending.flight !== undefined) core.endFlight(pending.flightId, pending.flight, entry)
+    }
+  }
+
+  return { onRequest, onSend }
+}

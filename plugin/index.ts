@@ -1,0 +1,102 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest, FastifyReply } from 'fastify'
+import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
+import { FastifyCache } from './api.js'
+import { CacheCore } from './core.js'
+import { invalidOption } from './errors.js'
+import { kCacheState, routeHooks } from './hooks.js'
+import {
+  normalizeOptions, normalizeRouteOptions, type FastifyCacheOptions, type NormalizedOptions, type RedisClient,
+  type RouteCacheOptions
+} from './options.js'
+import { MemoryStore } from './stores/memory.js'
+import { RedisStore } from './stores/redis.js'
+import type { CacheStore } from './stores/store.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Cache this route's responses: `true` for the defaults, or options. */
+    cache?: RouteCacheOptions | boolean
+  }
+  interface FastifyInstance {
+    cache: FastifyCache
+  }
+}
+
+interface ResolvedStore {
+  store: CacheStore
+  kind: 'redis' | 'memory' | 'custom'
+  /** A client the plugin opened from a URL, and so closes. */
+  owned: Redis | undefined
+}
+
+function resolveStore (fastify: FastifyInstance, options: NormalizedOptions): ResolvedStore {
+  const { store } = options
+  if (typeof store === 'object') return { store, kind: 'custom', owned: undefined }
+  const appRedis = fastify.hasDecorator('redis') ? (fastify as unknown as { redis: RedisClient }).redis : undefined
+  if (store === 'memory' || (store === undefined && options.redis === undefined && appRedis === undefined)) {
+    if (store === undefined) fastify.log.info('fastify-cache: no Redis client found; using the in-process memory store')
+    return { store: new MemoryStore({ maxBytes: options.memoryMaxBytes }), kind: 'memory', owned: undefined }
+  }
+  if (typeof options.redis === 'string') {
+    // Our own connection fails fast, so that a dead Redis costs a lookup budget rather than a queue of retries.
+    const owned = new Redis(options.redis, { maxRetriesPerRequest: 1, connectTimeout: 2_000 })
+    owned.on('error', (err) => fastify.log.debug({ err }, 'fastify-cache: redis connection error'))
+    return { store: new RedisStore(owned), kind: 'redis', owned }
+  }
+  const client = options.redis ?? appRedis
+  if (client === undefined) {
+    throw invalidOption('store', "'redis' needs the redis option or @fastify/redis registered before fastify-cache")
+  }
+  return { store: new RedisStore(client), kind: 'redis', owned: undefined }
+}
+
+function asArray<T> (hooks: T | T[] | undefined): T[] {
+  if (hooks === undefined) return []
+  return Array.isArray(hooks) ? hooks : [hooks]
+}
+
+const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fastify, input) => {
+  const options = normalizeOptions(input)
+  const { store, kind, owned } = resolveStore(fastify, options)
+  const core = new CacheCore(store, options, fastify.log)
+  const cache = new FastifyCache(core, kind)
+
+  fastify.decorate('cache', cache)
+  fastify.decorateRequest(kCacheState, null)
+
+  fastify.addHook('onRoute', (routeOptions) => {
+    const config = routeOptions.config?.cache
+    if (config === undefined || config === false) return
+    const methods = asArray(routeOptions.method).join(',')
+    const route = normalizeRouteOptions(config, options, `${methods} ${routeOptions.url}`)
+    const hooks = routeHooks(core, route)
+    // New arrays: the caller's arrays are shared with the HEAD route Fastify derives from this one.
+    routeOptions.onRequest = [...asArray(routeOptions.onRequest), hooks.onRequest] as typeof routeOptions.onRequest
+    routeOptions.onSend = [...asArray(routeOptions.onSend), hooks.onSend] as typeof routeOptions.onSend
+  })
+
+  fastify.addHook('onClose', async () => {
+    await store.close?.()
+    if (owned !== undefined) await owned.quit().catch(() => owned.disconnect())
+  })
+}
+
+export const fastifyCache = fp(fastifyCachePlugin, { fastify: '5.x', name: 'fastify-cache' })
+export default fastifyCache
+
+export { FastifyCache } from './api.js'
+export type { CachedKey, MemoizeOptions, Memoized, WrapOptions } from './api.js'
+export type { CacheStats } from './core.js'
+export * from './errors.js'
+export { decodePage, encodePage } from './entry.js'
+export { pageKey, toStoreKey } from './key.js'
+export {
+  DEFAULT_BREAKER_COOLDOWN_MS, DEFAULT_BREAKER_THRESHOLD, DEFAULT_LOOKUP_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_PREFIX, DEFAULT_TTL_SECONDS, MAX_KEY_BYTES
+} from './options.js'
+export type { FastifyCacheOptions, RouteCacheOptions } from './options.js'
+export { MemoryStore } from './stores/memory.js'
+export { RedisStore } from './stores/redis.js'
+export type { CacheStore, StoreKeyInfo } from './stores/store.js'
+export type { FastifyRequest, FastifyReply }

@@ -1,0 +1,121 @@
+import { createHash } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
+import { FST_CACHE_INVALID_KEY } from './errors.js'
+import { MAX_KEY_BYTES, type NormalizedRouteOptions } from './options.js'
+
+/** Where a request's response lives: the store key (prefix included) and the variant within it. */
+export interface RequestKey {
+  /** `prefix + 'view/<path>'` (or the route's `key`), hashed when too long. */
+  storeKey: string
+  /** '' for the plain page; a hash of the keyed query and `vary` values otherwise. */
+  variant: string
+  /** False when the request carries query parameters the route does not key: it may read, never write. */
+  storable: boolean
+}
+
+function digest (text: string): string {
+  return createHash('sha256').update(text).digest('base64url')
+}
+
+const HASH_MARK = '~sha256:'
+
+/**
+ * Joins the prefix and a logical key. Keys whose bytes would pass MAX_KEY_BYTES keep a readable head and end in the
+ * sha256 of the whole logical key, so two different long keys never share a store key.
+ */
+export function toStoreKey (prefix: string, key: string): string {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new FST_CACHE_INVALID_KEY(`expected a non-empty string, got ${typeof key === 'string' ? 'an empty string' : typeof key}`)
+  }
+  const full = prefix + key
+  if (full.length <= MAX_KEY_BYTES / 3 || Buffer.byteLength(full) <= MAX_KEY_BYTES) return full
+  const tail = HASH_MARK + digest(key)
+  const budget = MAX_KEY_BYTES - Buffer.byteLength(prefix) - tail.length
+  // Cut on a character boundary: a lone surrogate would not survive the trip to Redis and back.
+  let head = ''
+  let bytes = 0
+  for (const char of key) {
+    const size = Buffer.byteLength(char)
+    if (bytes + size > budget) break
+    head += char
+    bytes += size
+  }
+  return prefix + head + tail
+}
+
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/
+
+/**
+ * Percent-decodes only unreserved characters and upper-cases the other escapes (RFC 3986 section 6.2.2), so
+ * `/post/%31` and `/post/1` share a key while `/a%2Fb` and `/a/b` never do.
+ */
+export function normalizePath (path: string): string {
+  if (!path.includes('%')) return path
+  return path.replace(/%[0-9A-Fa-f]{2}/g, (escape) => {
+    const char = String.fromCharCode(parseInt(escape.slice(1), 16))
+    return UNRESERVED.test(char) ? char : escape.toUpperCase()
+  })
+}
+
+/** The Flask-Caching page key: `view/` followed by the request path. */
+export function pageKey (url: string): string {
+  const queryAt = url.indexOf('?')
+  return 'view/' + normalizePath(queryAt === -1 ? url : url.slice(0, queryAt))
+}
+
+/**
+ * The canonical form of the keyed part of a query string: pairs sorted by name (stably, so repeated parameters keep
+ * their order), decoded and re-encoded. Returns `extra: true` when unkeyed parameters were dropped.
+ */
+export function canonicalQuery (rawQuery: string, keyed: 'all' | ReadonlySet<string>): { query: string, extra: boolean } {
+  const params = new URLSearchParams(rawQuery)
+  let extra = false
+  if (keyed !== 'all') {
+    for (const name of new Set(params.keys())) {
+      if (!keyed.has(name)) {
+        params.delete(name)
+        extra = true
+      }
+    }
+  }
+  params.sort()
+  return { query: params.toString(), extra }
+}
+
+/** The variant of a request: '' when nothing but the path is keyed. */
+export function variantOf (query: string, varyValues: ReadonlyArray<string | undefined>): string {
+  if (query === '' && varyValues.length === 0) return ''
+  let material = 'q=' + query
+  for (const value of varyValues) {
+    // A missing header and an empty one are different variants.
+    material += value === undefined ? '\n-' : '\n=' + value
+  }
+  return digest(material)
+}
+
+function headerValue (value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
+/**
+ * Computes where a request's response lives. Returns null when the request must bypass the cache: it carries a query
+ * string on a route that does not key one.
+ */
+export function requestKey (request: FastifyRequest, route: NormalizedRouteOptions, prefix: string): RequestKey | null {
+  const url = request.url
+  const queryAt = url.indexOf('?')
+  const rawQuery = queryAt === -1 ? '' : url.slice(queryAt + 1)
+  let query = ''
+  let storable = true
+  if (rawQuery !== '') {
+    if (route.queryString === undefined) return null
+    const canonical = canonicalQuery(rawQuery, route.queryString)
+    query = canonical.query
+    storable = !canonical.extra
+  }
+  const base = route.key === undefined
+    ? pageKey(url)
+    : typeof route.key === 'string' ? route.key : route.key(request)
+  const varyValues = route.vary.map((name) => headerValue(request.headers[name]))
+  return { storeKey: toStoreKey(prefix, base), variant: variantOf(query, varyValues), storable }
+}

@@ -1,0 +1,336 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
+import { invalidOption } from './errors.js'
+import { REQUIRED_STORE_METHODS, type CacheStore } from './stores/store.js'
+
+export const DEFAULT_PREFIX = 'fastify-cache:'
+/** Seconds; Flask-Caching's CACHE_DEFAULT_TIMEOUT. */
+export const DEFAULT_TTL_SECONDS = 300
+/** A lookup slower than this is a miss: the page is computed rather than waiting on a sick Redis. */
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 50
+/** Consecutive store failures that open the circuit breaker. */
+export const DEFAULT_BREAKER_THRESHOLD = 5
+/** How long an open breaker skips the store before one request probes it again. */
+export const DEFAULT_BREAKER_COOLDOWN_MS = 5_000
+/** Largest response body stored; streams are buffered only up to this. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+/** Variants (query strings, vary values, memoized argument lists) kept under one key before it is reset. */
+export const DEFAULT_MAX_VARIANTS = 1_000
+/** Size bound of the memory store. */
+export const DEFAULT_MEMORY_MAX_BYTES = 64 * 1024 * 1024
+/** How long concurrent requests wait for the one computing a cold key before computing themselves. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 10_000
+/** At most one log line per kind of store error in this window. */
+export const DEFAULT_ERROR_LOG_INTERVAL_MS = 10_000
+export const DEFAULT_STATUS_CODES: readonly number[] = [200]
+/** Longest key written to the store, prefix included; longer keys keep a readable head and end in a hash. */
+export const MAX_KEY_BYTES = 250
+const MAX_PREFIX_BYTES = 100
+
+export type RedisClient = Redis | Cluster
+
+export interface FastifyCacheOptions {
+  /** Every key the plugin writes starts with it. Default `'fastify-cache:'`. */
+  prefix?: string
+  /** Seconds, like CACHE_DEFAULT_TIMEOUT. Default 300. */
+  defaultTtl?: number
+  /** Default: `'redis'` when `fastify.redis` (or the `redis` option) exists, otherwise `'memory'`. */
+  store?: 'redis' | 'memory' | CacheStore
+  /** An ioredis client or Cluster, or a URL. The plugin closes only a client it opened from a URL. */
+  redis?: RedisClient | string
+  lookupTimeoutMs?: number
+  breaker?: { threshold?: number, cooldownMs?: number }
+  maxBodyBytes?: number
+  maxVariants?: number
+  memory?: { maxBytes?: number }
+  lockTimeoutMs?: number
+  errorLogIntervalMs?: number
+}
+
+export interface NormalizedOptions {
+  prefix: string
+  defaultTtl: number
+  store: 'redis' | 'memory' | CacheStore | undefined
+  redis: RedisClient | string | undefined
+  lookupTimeoutMs: number
+  breakerThreshold: number
+  breakerCooldownMs: number
+  maxBodyBytes: number
+  maxVariants: number
+  memoryMaxBytes: number
+  lockTimeoutMs: number
+  errorLogIntervalMs: number
+}
+
+type Awaitable<T> = T | Promise<T>
+
+export interface RouteCacheOptions {
+  /** Seconds (Flask-Caching `timeout`). Default: the plugin's `defaultTtl`. */
+  ttl?: number
+  /** The base key (Flask-Caching `key_prefix` / `make_cache_key`). Default `view/<path>`. */
+  key?: string | ((request: FastifyRequest) => string)
+  /** When true, the request neither reads nor writes the cache (Flask-Caching `unless`). */
+  unless?: (request: FastifyRequest, reply: FastifyReply) => Awaitable<boolean>
+  /** When true, the handler runs and its response replaces the cached one (Flask-Caching `forced_update`). */
+  forceUpdate?: boolean | ((request: FastifyRequest) => Awaitable<boolean>)
+  /** Return false to keep a response out of the cache (Flask-Caching `response_filter`). */
+  filter?: (request: FastifyRequest, reply: FastifyReply, payload: Buffer) => boolean
+  /** Key the query string: `true` for all of it, or the parameter names that matter (Flask-Caching `query_string`). */
+  queryString?: boolean | readonly string[]
+  /** Request header names whose values select a variant. */
+  vary?: readonly string[]
+  /** Statuses that may be stored. Default `[200]`. */
+  statusCodes?: readonly number[]
+  /** Tags for `invalidateTags`. */
+  tags?: readonly string[] | ((request: FastifyRequest, reply: FastifyReply) => readonly string[])
+  /** Seconds past the ttl during which the stale response may be served while it is refreshed. */
+  staleWhileRevalidate?: number
+  /** Seconds past the ttl during which the stale response is served when the handler fails. */
+  grace?: number
+  /** Cache responses to requests that carry `authorization`. Default false. */
+  allowAuthorization?: boolean
+}
+
+export interface NormalizedRouteOptions {
+  ttlMs: number
+  key: string | ((request: FastifyRequest) => string) | undefined
+  unless: ((request: FastifyRequest, reply: FastifyReply) => Awaitable<boolean>) | undefined
+  forceUpdate: ((request: FastifyRequest) => Awaitable<boolean>) | undefined
+  filter: ((request: FastifyRequest, reply: FastifyReply, payload: Buffer) => boolean) | undefined
+  /** undefined: no query allowed (a request with one bypasses); 'all'; or the keyed names. */
+  queryString: 'all' | ReadonlySet<string> | undefined
+  vary: readonly string[]
+  statusCodes: ReadonlySet<number>
+  tags: readonly string[] | ((request: FastifyRequest, reply: FastifyReply) => readonly string[]) | undefined
+  staleWhileRevalidateMs: number
+  graceMs: number
+  allowAuthorization: boolean
+}
+
+const PLUGIN_OPTION_NAMES = new Set<string>([
+  'prefix', 'defaultTtl', 'store', 'redis', 'lookupTimeoutMs', 'breaker', 'maxBodyBytes', 'maxVariants', 'memory',
+  'lockTimeoutMs', 'errorLogIntervalMs'
+])
+
+const ROUTE_OPTION_NAMES = new Set<string>([
+  'ttl', 'key', 'unless', 'forceUpdate', 'filter', 'queryString', 'vary', 'statusCodes', 'tags',
+  'staleWhileRevalidate', 'grace', 'allowAuthorization'
+])
+
+const FLASK_NAMES: Record<string, string> = {
+  timeout: 'ttl',
+  key_prefix: 'key',
+  make_cache_key: 'key',
+  forced_update: 'forceUpdate',
+  response_filter: 'filter',
+  query_string: 'queryString',
+  cache_none: 'statusCodes'
+}
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  if (value === null) return 'null'
+  if (typeof value === 'object') return 'an object'
+  return String(value)
+}
+
+function rejectUnknown (input: object, known: Set<string>, where: string): void {
+  for (const name of Object.keys(input)) {
+    if (known.has(name)) continue
+    const hint = FLASK_NAMES[name] !== undefined ? ` (Flask-Caching's "${name}" is "${FLASK_NAMES[name]}" here)` : ''
+    throw invalidOption(where === '' ? name : `${where}.${name}`, `unknown option${hint}`)
+  }
+}
+
+function positiveNumber (value: unknown, option: string, fallback: number, { integer = false } = {}): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw invalidOption(option, `expected a positive ${integer ? 'integer' : 'number'}, got ${describe(value)}`)
+  }
+  return value
+}
+
+function nonNegativeSeconds (value: unknown, option: string): number {
+  if (value === undefined) return 0
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw invalidOption(option, `expected seconds (a number >= 0), got ${describe(value)}`)
+  }
+  return value * 1000
+}
+
+function optionalFunction<F> (value: unknown, option: string): F | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') throw invalidOption(option, `expected a function, got ${describe(value)}`)
+  return value as F
+}
+
+function stringList (value: unknown, option: string): string[] {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string' && item.length > 0)) {
+    throw invalidOption(option, `expected an array of non-empty strings, got ${describe(value)}`)
+  }
+  return value
+}
+
+export function isCacheStore (value: unknown): value is CacheStore {
+  return typeof value === 'object' && value !== null &&
+    REQUIRED_STORE_METHODS.every((name) => typeof (value as Record<string, unknown>)[name] === 'function')
+}
+
+function isRedisClient (value: unknown): value is RedisClient {
+  return typeof value === 'object' && value !== null &&
+    typeof (value as Record<string, unknown>).getBuffer === 'function' &&
+    typeof (value as Record<string, unknown>).scanStream === 'function'
+}
+
+export function normalizeOptions (input: FastifyCacheOptions | undefined): NormalizedOptions {
+  const options: Record<string, unknown> = (input ?? {}) as Record<string, unknown>
+  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'expected an object')
+  rejectUnknown(options, PLUGIN_OPTION_NAMES, '')
+
+  const prefix = options.prefix ?? DEFAULT_PREFIX
+  if (typeof prefix !== 'string' || prefix.length === 0 || Buffer.byteLength(prefix) > MAX_PREFIX_BYTES ||
+    /[\s\u0000-\u001f]/u.test(prefix)) { // eslint-disable-line no-control-regex
+    throw invalidOption('prefix', `expected a non-empty string of at most ${MAX_PREFIX_BYTES} bytes without ` +
+      `spaces or control characters, got ${describe(prefix)}`)
+  }
+
+  const store = options.store
+  if (store !== undefined && store !== 'redis' && store !== 'memory') {
+    if (typeof store !== 'object' || store === null) {
+      throw invalidOption('store', `expected 'redis', 'memory' or a CacheStore object, got ${describe(store)}`)
+    }
+    const missing = REQUIRED_STORE_METHODS.filter((name) => typeof (store as Record<string, unknown>)[name] !== 'function')
+    if (missing.length > 0) {
+      throw invalidOption('store', `a custom store must implement ${REQUIRED_STORE_METHODS.join(', ')}; ` +
+        `missing: ${missing.join(', ')}`)
+    }
+  }
+
+  const redis = options.redis
+  if (redis !== undefined) {
+    if (typeof redis === 'string') {
+      let protocol = ''
+      try { protocol = new URL(redis).protocol } catch {}
+      if (protocol !== 'redis:' && protocol !== 'rediss:') {
+        throw invalidOption('redis', `expected a redis:// or rediss:// URL, got ${describe(redis)}`)
+      }
+    } else if (!isRedisClient(redis)) {
+      throw invalidOption('redis', `expected an ioredis client, Cluster or URL, got ${describe(redis)}`)
+    }
+  }
+  if (store === 'memory' && redis !== undefined) {
+    throw invalidOption('redis', "is set but store is 'memory'; drop one of them")
+  }
+
+  const breaker = options.breaker ?? {}
+  if (typeof breaker !== 'object' || breaker === null || Array.isArray(breaker)) {
+    throw invalidOption('breaker', `expected { threshold, cooldownMs }, got ${describe(breaker)}`)
+  }
+  rejectUnknown(breaker, new Set(['threshold', 'cooldownMs']), 'breaker')
+  const memory = options.memory ?? {}
+  if (typeof memory !== 'object' || memory === null || Array.isArray(memory)) {
+    throw invalidOption('memory', `expected { maxBytes }, got ${describe(memory)}`)
+  }
+  rejectUnknown(memory, new Set(['maxBytes']), 'memory')
+
+  return {
+    prefix,
+    defaultTtl: positiveNumber(options.defaultTtl, 'defaultTtl', DEFAULT_TTL_SECONDS),
+    store: store as NormalizedOptions['store'],
+    redis: redis as NormalizedOptions['redis'],
+    lookupTimeoutMs: positiveNumber(options.lookupTimeoutMs, 'lookupTimeoutMs', DEFAULT_LOOKUP_TIMEOUT_MS),
+    breakerThreshold: positiveNumber((breaker as Record<string, unknown>).threshold, 'breaker.threshold',
+      DEFAULT_BREAKER_THRESHOLD, { integer: true }),
+    breakerCooldownMs: positiveNumber((breaker as Record<string, unknown>).cooldownMs, 'breaker.cooldownMs',
+      DEFAULT_BREAKER_COOLDOWN_MS),
+    maxBodyBytes: positiveNumber(options.maxBodyBytes, 'maxBodyBytes', DEFAULT_MAX_BODY_BYTES, { integer: true }),
+    maxVariants: positiveNumber(options.maxVariants, 'maxVariants', DEFAULT_MAX_VARIANTS, { integer: true }),
+    memoryMaxBytes: positiveNumber((memory as Record<string, unknown>).maxBytes, 'memory.maxBytes',
+      DEFAULT_MEMORY_MAX_BYTES, { integer: true }),
+    lockTimeoutMs: positiveNumber(options.lockTimeoutMs, 'lockTimeoutMs', DEFAULT_LOCK_TIMEOUT_MS),
+    errorLogIntervalMs: positiveNumber(options.errorLogIntervalMs, 'errorLogIntervalMs', DEFAULT_ERROR_LOG_INTERVAL_MS)
+  }
+}
+
+/**
+ * Reads a route's `config.cache` once, when the route is added. `label` names the route in errors,
+ * e.g. `GET /about`.
+ */
+export function normalizeRouteOptions (
+  input: RouteCacheOptions | boolean, plugin: Pick<NormalizedOptions, 'defaultTtl'>, label: string
+): NormalizedRouteOptions {
+  const where = `config.cache (${label})`
+  if (input !== true && (typeof input !== 'object' || input === null || Array.isArray(input))) {
+    throw invalidOption(where, `expected true or an object of cache options, got ${describe(input)}`)
+  }
+  const options: Record<string, unknown> = input === true ? {} : input as Record<string, unknown>
+  rejectUnknown(options, ROUTE_OPTION_NAMES, where)
+  const name = (option: string): string => `${where}.${option}`
+
+  const ttlMs = positiveNumber(options.ttl, name('ttl'), plugin.defaultTtl) * 1000
+
+  const key = options.key
+  if (key !== undefined && typeof key !== 'function' && (typeof key !== 'string' || key.length === 0)) {
+    throw invalidOption(name('key'), `expected a non-empty string or a function, got ${describe(key)}`)
+  }
+
+  const forceUpdateOption = options.forceUpdate
+  let forceUpdate: NormalizedRouteOptions['forceUpdate']
+  if (typeof forceUpdateOption === 'boolean') {
+    forceUpdate = forceUpdateOption ? () => true : undefined
+  } else {
+    forceUpdate = optionalFunction(forceUpdateOption, name('forceUpdate'))
+  }
+
+  let queryString: NormalizedRouteOptions['queryString']
+  if (options.queryString === true) queryString = 'all'
+  else if (options.queryString === undefined || options.queryString === false) queryString = undefined
+  else if (Array.isArray(options.queryString)) queryString = new Set(stringList(options.queryString, name('queryString')))
+  else throw invalidOption(name('queryString'), `expected true, false or parameter names, got ${describe(options.queryString)}`)
+
+  const vary = options.vary === undefined
+    ? []
+    : [...new Set(stringList(options.vary, name('vary')).map((header) => header.toLowerCase()))].sort()
+  for (const header of vary) {
+    if (header === 'cookie' || header === 'authorization') {
+      // A per-user header as a variant key stores one copy per visitor and invites leaks; use `unless` instead.
+      throw invalidOption(name('vary'), `"${header}" cannot be a variant key; use "unless" for per-user pages`)
+    }
+  }
+
+  let statusCodes: Set<number> = new Set(DEFAULT_STATUS_CODES)
+  if (options.statusCodes !== undefined) {
+    const codes = options.statusCodes
+    if (!Array.isArray(codes) || codes.length === 0 ||
+      !codes.every((code) => Number.isInteger(code) && code >= 100 && code <= 599)) {
+      throw invalidOption(name('statusCodes'), `expected a non-empty array of HTTP statuses, got ${describe(codes)}`)
+    }
+    statusCodes = new Set(codes as number[])
+  }
+
+  let tags: NormalizedRouteOptions['tags']
+  if (typeof options.tags === 'function') tags = options.tags as NormalizedRouteOptions['tags']
+  else if (options.tags !== undefined) tags = stringList(options.tags, name('tags'))
+
+  const allowAuthorization = options.allowAuthorization ?? false
+  if (typeof allowAuthorization !== 'boolean') {
+    throw invalidOption(name('allowAuthorization'), `expected a boolean, got ${describe(allowAuthorization)}`)
+  }
+
+  return {
+    ttlMs,
+    key: key as NormalizedRouteOptions['key'],
+    unless: optionalFunction(options.unless, name('unless')),
+    forceUpdate,
+    filter: optionalFunction(options.filter, name('filter')),
+    queryString,
+    vary,
+    statusCodes,
+    tags,
+    staleWhileRevalidateMs: nonNegativeSeconds(options.staleWhileRevalidate, name('staleWhileRevalidate')),
+    graceMs: nonNegativeSeconds(options.grace, name('grace')),
+    allowAuthorization
+  }
+}

@@ -1,0 +1,31 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyRedis from '@fastify/redis'
+import fastifyCache, { type FastifyCacheOptions } from '../../plugin/index.js'
+import type { TestRedis } from './redis.js'
+
+export interface BuildOptions {
+  /** Use @fastify/redis on this server; omit for the memory store. */
+  redis?: TestRedis
+  cache?: FastifyCacheOptions
+  logger?: boolean | object
+}
+
+/**
+ * A Fastify instance with fastify-cache on real Redis, under the test's own prefix, closed when the test ends.
+ * Lookups get a generous budget so that a loaded CI machine does not turn hits into timeouts; the failure tests
+ * set their own.
+ */
+export async function build (
+  t: { teardown: (fn: () => unknown) => void },
+  { redis, cache = {}, logger = false }: BuildOptions = {}
+): Promise<FastifyInstance> {
+  const app = Fastify({ logger: logger as boolean })
+  t.teardown(async () => await app.close())
+  if (redis !== undefined) await app.register(fastifyRedis, { url: redis.url })
+  await app.register(fastifyCache, {
+    prefix: redis?.prefix ?? 'test:',
+    lookupTimeoutMs: 1_000,
+    ...cache
+  })
+  return app
+}
