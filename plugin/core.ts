@@ -29,6 +29,8 @@ export interface CacheStats {
 export interface Flight {
   promise: Promise<PageEntry | undefined>
   resolve: (entry: PageEntry | undefined) => void
+  /** The leader's handler failed (5xx): its waiters queue behind one new leader instead of all retrying at once. */
+  failed: boolean
 }
 
 /**
@@ -127,13 +129,14 @@ export class CacheCore {
   startFlight (id: string): Flight {
     let resolve!: Flight['resolve']
     const promise = new Promise<PageEntry | undefined>((_resolve) => { resolve = _resolve })
-    const flight = { promise, resolve }
+    const flight = { promise, resolve, failed: false }
     this.flights.set(id, flight)
     return flight
   }
 
-  endFlight (id: string, flight: Flight, entry: PageEntry | undefined): void {
+  endFlight (id: string, flight: Flight, entry: PageEntry | undefined, failed: boolean): void {
     if (this.flights.get(id) === flight) this.flights.delete(id)
+    flight.failed = failed
     flight.resolve(entry)
   }
 

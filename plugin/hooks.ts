@@ -150,14 +150,18 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
           return serve(request, reply, entry)
         }
       }
-      const flight = core.flights.get(flightId)
-      if (flight !== undefined) {
+      let flight = core.flights.get(flightId)
+      while (flight !== undefined) {
         const entry = await core.awaitFlight(flight)
         if (entry !== undefined) {
           core.counters.hits++
           core.counters.coalesced++
           return serve(request, reply, entry)
         }
+        // A leader that failed hands over to one new leader; an uncacheable or timed-out one frees everyone.
+        const next = core.flights.get(flightId)
+        if (!flight.failed || next === flight) break
+        flight = next
       }
     }
     core.counters.misses++
@@ -229,7 +233,7 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       return captured.payload
     } finally {
       reply.header('x-cache', entry === undefined ? 'BYPASS' : 'MISS')
-      if (pending.flight !== undefined) core.endFlight(pending.flightId, pending.flight, entry)
+      if (pending.flight !== undefined) core.endFlight(pending.flightId, pending.flight, entry, reply.statusCode >= 500)
     }
   }
 

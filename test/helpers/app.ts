@@ -3,6 +3,8 @@ import fastifyRedis from '@fastify/redis'
 import fastifyCache, { type FastifyCacheOptions } from '../../plugin/index.js'
 import type { TestRedis } from './redis.js'
 
+let builds = 0
+
 export interface BuildOptions {
   /** Use @fastify/redis on this server; omit for the memory store. */
   redis?: TestRedis
@@ -23,7 +25,8 @@ export async function build (
   t.teardown(async () => await app.close())
   if (redis !== undefined) await app.register(fastifyRedis, { url: redis.url })
   await app.register(fastifyCache, {
-    prefix: redis?.prefix ?? 'test:',
+    // Each app gets its own prefix, so the tests of one file can share a server without seeing each other's keys.
+    prefix: `${redis?.prefix ?? 'test:'}${++builds}:`,
     lookupTimeoutMs: 1_000,
     ...cache
   })

@@ -1,0 +1,135 @@
+import type { Test } from 'tap'
+import type { CacheStore } from '../../plugin/index.js'
+
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * One behaviour suite for every CacheStore. `createStore` gets a prefix no other run uses; stores may share a server.
+ */
+export function runStoreContract (
+  t: Test, name: string, createStore: (t: Test) => Promise<{ store: CacheStore, prefix: string }>
+): void {
+  t.test(`${name}: store contract`, async (t) => {
+    const { store, prefix } = await createStore(t)
+    const k = (key: string): string => prefix + key
+    const bytes = (text: string): Buffer => Buffer.from(text)
+
+    t.test('get of a missing key is undefined', async (t) => {
+      t.equal(await store.get(k('missing')), undefined)
+      t.equal(await store.has(k('missing')), false)
+    })
+
+    t.test('set then get returns the same bytes, including non-UTF-8', async (t) => {
+      const binary = Buffer.from([0, 255, 254, 0x80, 0xc3, 0x28, 10, 13])
+      await store.set(k('binary'), binary, 10_000)
+      const got = await store.get(k('binary'))
+      t.ok(Buffer.isBuffer(got))
+      t.same([...(got as Buffer)], [...binary])
+      t.equal(await store.has(k('binary')), true)
+    })
+
+    t.test('set overwrites', async (t) => {
+      await store.set(k('over'), bytes('one'), 10_000)
+      await store.set(k('over'), bytes('two'), 10_000)
+      t.equal((await store.get(k('over')))?.toString(), 'two')
+    })
+
+    t.test('entries expire after their ttl', async (t) => {
+      await store.set(k('short'), bytes('x'), 60)
+      await store.setField(k('short-fields'), 'f', bytes('y'), 60, 10)
+      t.equal((await store.get(k('short')))?.toString(), 'x')
+      await sleep(150)
+      t.equal(await store.get(k('short')), undefined)
+      t.equal(await store.has(k('short')), false)
+      t.equal(await store.getField(k('short-fields'), 'f'), undefined)
+    })
+
+    t.test('add sets only when absent', async (t) => {
+      t.equal(await store.add(k('add'), bytes('first'), 10_000), true)
+      t.equal(await store.add(k('add'), bytes('second'), 10_000), false)
+      t.equal((await store.get(k('add')))?.toString(), 'first')
+    })
+
+    t.test('delete removes keys and counts the ones that existed', async (t) => {
+      await store.set(k('d1'), bytes('1'), 10_000)
+      await store.set(k('d2'), bytes('2'), 10_000)
+      await store.setField(k('d3'), 'a', bytes('3'), 10_000, 10)
+      t.equal(await store.delete([k('d1'), k('d2'), k('d3'), k('never')]), 3)
+      t.equal(await store.get(k('d1')), undefined)
+      t.equal(await store.getField(k('d3'), 'a'), undefined)
+      t.equal(await store.delete([]), 0)
+    })
+
+    t.test('fields: variants under one key, deleted together', async (t) => {
+      await store.setField(k('page'), '', bytes('plain'), 10_000, 10)
+      await store.setField(k('page'), 'v1', bytes('variant one'), 10_000, 10)
+      t.equal((await store.getField(k('page'), ''))?.toString(), 'plain')
+      t.equal((await store.getField(k('page'), 'v1'))?.toString(), 'variant one')
+      t.equal(await store.getField(k('page'), 'v2'), undefined)
+      t.equal(await store.has(k('page')), true)
+      t.equal(await store.deleteField(k('page'), 'v1'), true)
+      t.equal(await store.deleteField(k('page'), 'v1'), false)
+      t.equal(await store.getField(k('page'), 'v1'), undefined)
+      t.equal((await store.getField(k('page'), ''))?.toString(), 'plain')
+      t.equal(await store.delete([k('page')]), 1)
+      t.equal(await store.getField(k('page'), ''), undefined)
+    })
+
+    t.test('a field never shortens the life of its key', async (t) => {
+      await store.setField(k('life'), 'long', bytes('L'), 400, 10)
+      await store.setField(k('life'), 'short', bytes('S'), 50, 10)
+      await sleep(120)
+      t.equal((await store.getField(k('life'), 'long'))?.toString(), 'L')
+    })
+
+    t.test('a key that collects more than maxFields variants starts over', async (t) => {
+      for (let i = 0; i < 5; i++) await store.setField(k('many'), `v${i}`, bytes(String(i)), 10_000, 3)
+      const kept = await Promise.all([0, 1, 2, 3, 4].map(async (i) => await store.getField(k('many'), `v${i}`)))
+      const present = kept.filter((value) => value !== undefined).length
+      t.ok(present <= 3, `at most 3 variants kept, got ${present}`)
+      t.equal((await store.getField(k('many'), 'v4'))?.toString(), '4', 'the newest variant is kept')
+    })
+
+    t.test('the other shape reads as missing and is replaced on write', async (t) => {
+      await store.set(k('plain'), bytes('value'), 10_000)
+      t.equal(await store.getField(k('plain'), ''), undefined)
+      t.equal(await store.deleteField(k('plain'), ''), false)
+      await store.setField(k('plain'), '', bytes('page'), 10_000, 10)
+      t.equal((await store.getField(k('plain'), ''))?.toString(), 'page')
+      t.equal(await store.get(k('plain')), undefined)
+    })
+
+    t.test('clear removes the prefix and nothing else', async (t) => {
+      const other = prefix.replace(/:$/, '') + '-other:'
+      await store.set(k('c1'), bytes('1'), 10_000)
+      await store.setField(k('c2'), 'f', bytes('2'), 10_000, 10)
+      await store.set(other + 'keep', bytes('keep'), 10_000)
+      // A prefix with glob characters must be matched literally.
+      const globby = prefix + '*['
+      await store.set(globby + 'x', bytes('g'), 10_000)
+      t.equal(await store.clear(globby), 1)
+      t.equal((await store.get(k('c1')))?.toString(), '1', 'a literal * in a prefix matches only itself')
+      t.ok(await store.clear(prefix) >= 2)
+      t.equal(await store.get(k('c1')), undefined)
+      t.equal(await store.getField(k('c2'), 'f'), undefined)
+      t.equal((await store.get(other + 'keep'))?.toString(), 'keep')
+      await store.delete([other + 'keep'])
+    })
+
+    t.test('list shows keys under the prefix with their ttl', async (t) => {
+      t.ok(typeof store.list === 'function')
+      await store.set(k('l1'), bytes('1'), 60_000)
+      await store.setField(k('l2'), 'a', bytes('2'), 60_000, 10)
+      await store.setField(k('l2'), 'b', bytes('3'), 60_000, 10)
+      const listed = await store.list!(prefix, 100)
+      const l1 = listed.find((info) => info.key === k('l1'))
+      const l2 = listed.find((info) => info.key === k('l2'))
+      t.ok(l1 !== undefined && l1.ttlMs > 50_000 && l1.ttlMs <= 60_050, `value with ttl (${l1?.ttlMs})`)
+      t.equal(l1?.variants, undefined)
+      t.equal(l2?.variants, 2)
+      t.ok(listed.every((info) => info.key.startsWith(prefix)))
+      t.equal((await store.list!(prefix, 1)).length, 1, 'limit is honoured')
+      await store.clear(prefix)
+    })
+  })
+}

@@ -1,0 +1,68 @@
+import t from 'tap'
+import { decodePage, encodePage } from '../../plugin/index.js'
+import { decodeValue, encodeValue, etagOf, freshForMs, type PageEntry } from '../../plugin/entry.js'
+
+const page: PageEntry = {
+  status: 200,
+  headers: { 'content-type': 'text/html; charset=utf-8', 'x-multi': ['a', 'b'] },
+  body: Buffer.from([0x3c, 0x70, 0x3e, 0xff, 0x00, 0xfe]),
+  createdAt: 1_700_000_000_000,
+  ttlMs: 60_000,
+  etag: '"abc"',
+  staleMs: 5_000,
+  tags: ['post:1']
+}
+
+t.test('a page round-trips with its body as raw bytes', async (t) => {
+  const bytes = encodePage(page)
+  const decoded = decodePage(bytes)
+  t.same({ ...decoded, body: [...decoded.body] }, { ...page, body: [...page.body] })
+  t.equal(decoded.body.buffer, bytes.buffer, 'the body is a view of the stored buffer, not a copy')
+  t.ok(bytes.subarray(bytes.length - page.body.length).equals(page.body), 'the body is stored verbatim at the end')
+})
+
+t.test('defaults for optional header fields', async (t) => {
+  const decoded = decodePage(encodePage({ ...page, staleMs: 0, tags: [] }))
+  t.equal(decoded.staleMs, 0)
+  t.same(decoded.tags, [])
+})
+
+t.test('corrupt or foreign bytes are coded errors', async (t) => {
+  const good = encodePage(page)
+  const cases: Array<[string, Buffer]> = [
+    ['garbage', Buffer.from('hello world, not an entry')],
+    ['empty', Buffer.alloc(0)],
+    ['truncated', good.subarray(0, 20)],
+    ['a value read as a page', encodeValue('k', 1, 1000)],
+    ['a broken header', Buffer.concat([good.subarray(0, 9), Buffer.from('{nope'), Buffer.alloc(100)])]
+  ]
+  for (const [name, bytes] of cases) t.throws(() => decodePage(bytes), { code: 'FST_CACHE_CORRUPT_ENTRY' }, name)
+  const badHeader = Buffer.from(good)
+  badHeader.write('{"c":1,"t":2,"s":"x"}'.padEnd(badHeader.readUInt32BE(5)), 9)
+  t.throws(() => decodePage(badHeader), { code: 'FST_CACHE_CORRUPT_ENTRY' }, 'a header of the wrong shape')
+  const noTimes = Buffer.from(good)
+  noTimes.write('[]'.padEnd(noTimes.readUInt32BE(5)), 9)
+  t.throws(() => decodePage(noTimes), { code: 'FST_CACHE_CORRUPT_ENTRY' })
+})
+
+t.test('values are JSON, never evaluated', async (t) => {
+  const value = { a: [1, 'two', null], b: { nested: true } }
+  t.same(decodeValue(encodeValue('k', value, 1000)).value, value)
+  t.throws(() => encodeValue('k', undefined, 1000), { code: 'FST_CACHE_INVALID_VALUE' })
+  t.throws(() => encodeValue('k', () => 1, 1000), { code: 'FST_CACHE_INVALID_VALUE' })
+  const cyclic: Record<string, unknown> = {}
+  cyclic.self = cyclic
+  t.throws(() => encodeValue('k', cyclic, 1000), { code: 'FST_CACHE_INVALID_VALUE' })
+  t.throws(() => encodeValue('k', 10n, 1000), { code: 'FST_CACHE_INVALID_VALUE' })
+  const broken = encodeValue('k', 'abc', 1000)
+  t.throws(() => decodeValue(broken.subarray(0, broken.length - 2)), { code: 'FST_CACHE_CORRUPT_ENTRY' })
+  t.throws(() => decodeValue(encodePage(page)), { code: 'FST_CACHE_CORRUPT_ENTRY' })
+})
+
+t.test('etags and freshness', async (t) => {
+  t.equal(etagOf(Buffer.from('a')), etagOf(Buffer.from('a')))
+  t.not(etagOf(Buffer.from('a')), etagOf(Buffer.from('b')))
+  t.match(etagOf(Buffer.from('a')), /^"[A-Za-z0-9_-]+"$/)
+  t.equal(freshForMs({ createdAt: 1000, ttlMs: 500 }, 1200), 300)
+  t.ok(freshForMs({ createdAt: 1000, ttlMs: 500 }, 1600) < 0)
+})

@@ -1,0 +1,155 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import fastifyCache, { DEFAULT_LOOKUP_TIMEOUT_MS, DEFAULT_PREFIX, DEFAULT_TTL_SECONDS, MemoryStore } from '../../plugin/index.js'
+import { normalizeOptions, normalizeRouteOptions } from '../../plugin/options.js'
+
+t.test('defaults', async (t) => {
+  const options = normalizeOptions(undefined)
+  t.equal(options.prefix, DEFAULT_PREFIX)
+  t.equal(options.prefix, 'fastify-cache:')
+  t.equal(options.defaultTtl, DEFAULT_TTL_SECONDS)
+  t.equal(options.lookupTimeoutMs, DEFAULT_LOOKUP_TIMEOUT_MS)
+  t.ok(DEFAULT_LOOKUP_TIMEOUT_MS >= 10 && DEFAULT_LOOKUP_TIMEOUT_MS <= 100, 'a budget of a few tens of ms')
+  const route = normalizeRouteOptions(true, options, 'GET /')
+  t.equal(route.ttlMs, DEFAULT_TTL_SECONDS * 1000)
+  t.same([...route.statusCodes], [200])
+  t.equal(route.queryString, undefined)
+  t.equal(route.allowAuthorization, false)
+})
+
+const badPluginOptions: Array<[string, Record<string, unknown>]> = [
+  ['prefix', { prefix: '' }],
+  ['prefix', { prefix: 42 }],
+  ['prefix', { prefix: 'has space:' }],
+  ['prefix', { prefix: 'x'.repeat(200) }],
+  ['defaultTtl', { defaultTtl: -1 }],
+  ['defaultTtl', { defaultTtl: 0 }],
+  ['defaultTtl', { defaultTtl: '300' }],
+  ['defaultTtl', { defaultTtl: Number.POSITIVE_INFINITY }],
+  ['store', { store: 'memcached' }],
+  ['store', { store: { get () {} } }],
+  ['store', { store: 42 }],
+  ['redis', { redis: 'http://localhost' }],
+  ['redis', { redis: 'not a url' }],
+  ['redis', { redis: {} }],
+  ['redis', { store: 'memory', redis: 'redis://127.0.0.1:1' }],
+  ['lookupTimeoutMs', { lookupTimeoutMs: 0 }],
+  ['breaker', { breaker: 5 }],
+  ['breaker.threshold', { breaker: { threshold: 1.5 } }],
+  ['breaker.cooldownMs', { breaker: { cooldownMs: -1 } }],
+  ['breaker.nope', { breaker: { nope: 1 } }],
+  ['memory', { memory: 'big' }],
+  ['memory.maxBytes', { memory: { maxBytes: 0 } }],
+  ['maxBodyBytes', { maxBodyBytes: 1.5 }],
+  ['timeout', { timeout: 10 }]
+]
+
+for (const [option, input] of badPluginOptions) {
+  t.test(`bad plugin option ${option}: ${JSON.stringify(input)} throws at register`, async (t) => {
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    await t.rejects(async () => await app.register(fastifyCache, input as never), { code: 'FST_CACHE_INVALID_OPTION', option })
+  })
+}
+
+t.test('the error names the option and the Flask-Caching equivalent', async (t) => {
+  t.throws(() => normalizeOptions({ timeout: 1 } as never), /invalid option "timeout".*"timeout" is "ttl"/)
+  t.throws(() => normalizeOptions({ defaultTtl: -5 }), /defaultTtl.*-5/)
+  t.throws(() => normalizeOptions({ store: { get () {} } } as never), /missing: set, add, has/)
+})
+
+const badRouteOptions: Array<[string, unknown]> = [
+  ['config.cache (GET /x)', 'yes'],
+  ['config.cache (GET /x)', []],
+  ['config.cache (GET /x).ttl', { ttl: -1 }],
+  ['config.cache (GET /x).ttl', { ttl: '60' }],
+  ['config.cache (GET /x).key', { key: 42 }],
+  ['config.cache (GET /x).key', { key: '' }],
+  ['config.cache (GET /x).unless', { unless: true }],
+  ['config.cache (GET /x).forceUpdate', { forceUpdate: 'always' }],
+  ['config.cache (GET /x).filter', { filter: {} }],
+  ['config.cache (GET /x).queryString', { queryString: 'page' }],
+  ['config.cache (GET /x).queryString', { queryString: [''] }],
+  ['config.cache (GET /x).vary', { vary: 'accept' }],
+  ['config.cache (GET /x).vary', { vary: ['cookie'] }],
+  ['config.cache (GET /x).statusCodes', { statusCodes: [] }],
+  ['config.cache (GET /x).statusCodes', { statusCodes: [999] }],
+  ['config.cache (GET /x).tags', { tags: 'post' }],
+  ['config.cache (GET /x).staleWhileRevalidate', { staleWhileRevalidate: -1 }],
+  ['config.cache (GET /x).grace', { grace: 'long' }],
+  ['config.cache (GET /x).allowAuthorization', { allowAuthorization: 'yes' }],
+  ['config.cache (GET /x).timeout', { timeout: 60 }]
+]
+
+for (const [option, cache] of badRouteOptions) {
+  t.test(`bad route option ${JSON.stringify(cache)} throws when the route is added`, async (t) => {
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    await app.register(fastifyCache, { store: 'memory' })
+    t.throws(() => app.get('/x', { config: { cache: cache as never } }, async () => 'x'),
+      { code: 'FST_CACHE_INVALID_OPTION', option })
+  })
+}
+
+t.test('route options are normalised once, when the route is added', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(fastifyCache, { store: 'memory' })
+  let routeOptionReads = 0
+  const cache = { get ttl () { routeOptionReads++; return 60 } }
+  app.get('/once', { config: { cache } }, async () => 'x')
+  await app.ready()
+  const readsAtStartup = routeOptionReads
+  t.ok(readsAtStartup >= 1)
+  for (let i = 0; i < 5; i++) await app.inject('/once')
+  t.equal(routeOptionReads, readsAtStartup, 'no per-request reads of config.cache')
+})
+
+t.test('a custom store is accepted by its method names, and used', async (t) => {
+  const memory = new MemoryStore({ maxBytes: 1e6 })
+  let gets = 0
+  const custom = {
+    get: async (key: string) => await memory.get(key),
+    set: async (key: string, value: Buffer, ttl: number) => await memory.set(key, value, ttl),
+    add: async (key: string, value: Buffer, ttl: number) => await memory.add(key, value, ttl),
+    has: async (key: string) => await memory.has(key),
+    delete: async (keys: string[]) => await memory.delete(keys),
+    getField: async (key: string, field: string) => { gets++; return await memory.getField(key, field) },
+    setField: async (key: string, field: string, value: Buffer, ttl: number, max: number) =>
+      await memory.setField(key, field, value, ttl, max),
+    deleteField: async (key: string, field: string) => await memory.deleteField(key, field),
+    clear: async (prefix: string) => await memory.clear(prefix)
+  }
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(fastifyCache, { store: custom })
+  app.get('/', { config: { cache: true } }, async () => 'custom')
+  t.equal((await app.inject('/')).headers['x-cache'], 'MISS')
+  t.equal((await app.inject('/')).headers['x-cache'], 'HIT')
+  t.equal(gets, 2)
+  t.equal(app.cache.storeKind, 'custom')
+  t.same(await app.cache.keys(), [], 'a store without list() lists nothing')
+})
+
+t.test('without Redis the memory store is used and that is logged', async (t) => {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } } })
+  t.teardown(async () => await app.close())
+  await app.register(fastifyCache)
+  await app.ready()
+  t.equal(app.cache.storeKind, 'memory')
+  t.ok(lines.some((line) => line.includes('memory store')))
+})
+
+t.test("store 'redis' without a client is a coded error", async (t) => {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await t.rejects(async () => await app.register(fastifyCache, { store: 'redis' }), { code: 'FST_CACHE_INVALID_OPTION', option: 'store' })
+})
+
+t.test('it cannot share an instance with another `cache` decorator', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  app.decorate('cache', {})
+  await t.rejects(async () => await app.register(fastifyCache, { store: 'memory' }), { code: 'FST_ERR_DEC_ALREADY_PRESENT' })
+})

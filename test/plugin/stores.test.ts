@@ -1,0 +1,42 @@
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { MemoryStore, RedisStore } from '../../plugin/index.js'
+import { runStoreContract } from '../helpers/store-contract.js'
+import { startRedis } from '../helpers/redis.js'
+
+const redis = await startRedis()
+const client = new Redis(redis.url)
+t.teardown(async () => {
+  await client.quit()
+  await redis.stop()
+})
+
+runStoreContract(t, 'MemoryStore', async () => ({ store: new MemoryStore({ maxBytes: 1024 * 1024 }), prefix: 'mem:' }))
+runStoreContract(t, 'RedisStore', async () => ({ store: new RedisStore(client), prefix: redis.prefix }))
+
+t.test('RedisStore writes keys with a TTL', async (t) => {
+  const store = new RedisStore(client)
+  await store.set(redis.prefix + 'ttl', Buffer.from('x'), 5_000)
+  await store.setField(redis.prefix + 'ttl-f', '', Buffer.from('x'), 5_000, 10)
+  for (const key of ['ttl', 'ttl-f']) {
+    const pttl = await client.pttl(redis.prefix + key)
+    t.ok(pttl > 0 && pttl <= 5_000, `${key} expires (${pttl}ms)`)
+  }
+})
+
+t.test('MemoryStore stays within its byte bound, evicting the least recently used', async (t) => {
+  const store = new MemoryStore({ maxBytes: 10_000 })
+  for (let i = 0; i < 50; i++) await store.set(`k${i}`, Buffer.alloc(1_000, i), 60_000)
+  t.ok(store.calculatedSize <= 10_000, `held ${store.calculatedSize} bytes`)
+  t.equal(await store.get('k0'), undefined, 'the oldest entry was evicted')
+  t.ok(await store.get('k49'), 'the newest entry is kept')
+  for (let i = 0; i < 50; i++) await store.setField('fields', `v${i}`, Buffer.alloc(500, i), 60_000, 1_000)
+  t.ok(store.calculatedSize <= 10_000, `field growth is bounded too (${store.calculatedSize} bytes)`)
+})
+
+t.test('RedisStore.delete on many keys in one call', async (t) => {
+  const store = new RedisStore(client)
+  const keys = Array.from({ length: 20 }, (_, i) => `${redis.prefix}many-${i}`)
+  for (const key of keys) await store.set(key, Buffer.from('x'), 10_000)
+  t.equal(await store.delete(keys), 20)
+})
