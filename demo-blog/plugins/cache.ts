@@ -1,0 +1,90 @@
+import fastifyRedis from '@fastify/redis'
+import type { FastifyBaseLogger } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Redis } from 'ioredis'
+import fastifyCache, { type FastifyCacheOptions } from '../../plugin/index.js'
+import { connectRedis, redactUrl } from '../lib/redis-probe.js'
+import { StatsHistory } from '../lib/stats-history.js'
+
+export interface CachePluginOptions {
+  /** An ioredis client to use as is; the blog never closes it. Wins over `redisUrl`. */
+  redisClient?: Redis
+  /** Probed at startup; when it does not answer within `redisProbeMs`, the memory store is used. */
+  redisUrl?: string
+  redisProbeMs: number
+  /** Every key the blog's cache writes starts with it. */
+  prefix: string
+  /** Further fastify-cache options, e.g. `lookupTimeoutMs`. */
+  cacheOptions: Omit<FastifyCacheOptions, 'prefix' | 'store' | 'redis'>
+  /** How often the dashboard's chart samples the counters. */
+  statsIntervalMs: number
+  /** Samples kept: `statsHistorySize * statsIntervalMs` is the chart's time span. */
+  statsHistorySize: number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Per-interval hit ratios for the dashboard. */
+    cacheHistory: StatsHistory
+    /** Takes a sample now (the timer calls it every `statsIntervalMs`). */
+    sampleCacheStats (): void
+    /**
+     * Deletes cached pages, e.g. `['view//', 'view//post/3']`. Call it after the database commit. A failed purge is
+     * logged and retried on every stats tick until the store takes it, and resolves false.
+     */
+    purgePages (keys: readonly string[], log?: FastifyBaseLogger): Promise<boolean>
+    /** Keys whose purge failed and waits for a retry. */
+    pendingPurges: ReadonlySet<string>
+  }
+}
+
+export default fp<CachePluginOptions>(async function cachePlugin (fastify, options) {
+  let store: 'redis' | 'memory' = 'memory'
+  if (options.redisClient !== undefined) {
+    await fastify.register(fastifyRedis, { client: options.redisClient, closeClient: false })
+    store = 'redis'
+  } else if (options.redisUrl !== undefined) {
+    const client = await connectRedis(options.redisUrl, options.redisProbeMs, fastify.log)
+    if (client === undefined) {
+      fastify.log.warn(`Redis at ${redactUrl(options.redisUrl)} did not answer within ${options.redisProbeMs} ms: ` +
+        'caching in process memory instead (not shared between instances, lost on restart)')
+    } else {
+      await fastify.register(fastifyRedis, { client, closeClient: true })
+      store = 'redis'
+    }
+  }
+  await fastify.register(fastifyCache, { ...options.cacheOptions, prefix: options.prefix, store })
+  fastify.log.info({ store: fastify.cache.storeKind, prefix: options.prefix }, `cache store: ${fastify.cache.storeKind}`)
+
+  const history = new StatsHistory(options.statsHistorySize)
+  history.start(fastify.cache.stats())
+  const pending = new Set<string>()
+
+  async function purgePages (keys: readonly string[], log: FastifyBaseLogger = fastify.log): Promise<boolean> {
+    try {
+      await fastify.cache.deleteMany(keys)
+      for (const key of keys) pending.delete(key)
+      return true
+    } catch (err) {
+      // The row is committed but the old page may still be in the store: keep trying, so it is gone once the
+      // store answers again (until then lookups fail open and serve fresh pages).
+      for (const key of keys) pending.add(key)
+      log.error({ err, keys }, 'cache purge failed; it will be retried')
+      return false
+    }
+  }
+
+  function sample (): void {
+    history.record(fastify.cache.stats(), Date.now())
+    if (pending.size > 0) void purgePages([...pending])
+  }
+
+  fastify.decorate('cacheHistory', history)
+  fastify.decorate('sampleCacheStats', sample)
+  fastify.decorate('purgePages', purgePages)
+  fastify.decorate('pendingPurges', pending)
+
+  const timer = setInterval(sample, options.statsIntervalMs)
+  timer.unref()
+  fastify.addHook('onClose', () => { clearInterval(timer) })
+}, { fastify: '5.x', name: 'blog-cache' })

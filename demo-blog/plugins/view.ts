@@ -1,0 +1,91 @@
+import { fileURLToPath } from 'node:url'
+import fastifyStatic from '@fastify/static'
+import fastifyView from '@fastify/view'
+import type { FastifyReply } from 'fastify'
+import fp from 'fastify-plugin'
+import nunjucks from 'nunjucks'
+import { currentUser } from './session.js'
+
+export interface ViewPluginOptions {
+  siteName: string
+  /** Absolute base URL for canonical links, from configuration: never derived from the Host header. */
+  publicUrl: string | undefined
+}
+
+export interface PageData {
+  [name: string]: unknown
+  title?: string
+  /** Path of the canonical URL; rendered only when a public URL is configured. */
+  canonicalPath?: string
+}
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /**
+     * Renders `template` inside the layout and sends it. Adds the logged-in user (and a CSRF token for the admin
+     * bar's logout form); anonymous readers get neither, so their pages are the same for everyone and cacheable.
+     */
+    page(template: string, data?: PageData, statusCode?: number): Promise<FastifyReply>
+  }
+}
+
+const VIEWS = fileURLToPath(new URL('../views', import.meta.url))
+const PUBLIC = fileURLToPath(new URL('../public', import.meta.url))
+
+// No scripts at all; styles and images from here (images in posts may be remote https).
+const CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; " +
+  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+const dateFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeZone: 'UTC' })
+
+export function formatDuration (ms: number): string {
+  if (ms < 0) return 'no expiry'
+  const seconds = Math.round(ms / 1000)
+  const h = Math.floor(seconds / 3600)
+  const m = Math.floor((seconds % 3600) / 60)
+  const s = seconds % 60
+  return h > 0 ? `${h}h ${String(m).padStart(2, '0')}m` : `${m}m ${String(s).padStart(2, '0')}s`
+}
+
+export default fp<ViewPluginOptions>(async function viewPlugin (fastify, options) {
+  const publicUrl = options.publicUrl?.replace(/\/+$/, '')
+
+  await fastify.register(fastifyView, {
+    engine: { nunjucks },
+    templates: VIEWS,
+    options: {
+      autoescape: true,
+      trimBlocks: true,
+      lstripBlocks: true,
+      onConfigure: (env: nunjucks.Environment) => {
+        env.addFilter('date', (value: Date | number) => dateFormat.format(new Date(value)))
+        env.addFilter('isodate', (value: Date | number) => new Date(value).toISOString())
+        env.addFilter('duration', formatDuration)
+        env.addFilter('percent', (ratio: number) => `${(ratio * 100).toFixed(1)}%`)
+      }
+    }
+  })
+  await fastify.register(fastifyStatic, { root: PUBLIC, prefix: '/static/', decorateReply: false, maxAge: 3600_000 })
+
+  fastify.addHook('onRequest', async (_request, reply) => {
+    reply.header('content-security-policy', CONTENT_SECURITY_POLICY)
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('referrer-policy', 'same-origin')
+  })
+
+  fastify.decorateReply('page', async function page (this: FastifyReply, template: string, data: PageData = {},
+    statusCode?: number): Promise<FastifyReply> {
+    const user = currentUser(this.request)
+    const html = await this.viewAsync(template, {
+      siteName: options.siteName,
+      ...data,
+      user,
+      // The admin bar's logout form needs a token; anonymous pages must not touch the session (it would set a cookie).
+      csrfToken: data.csrfToken ?? (user !== undefined ? this.generateCsrf() : undefined),
+      canonicalUrl: publicUrl !== undefined && data.canonicalPath !== undefined ? publicUrl + data.canonicalPath : undefined,
+      currentPath: this.request.url.split('?')[0]
+    })
+    if (statusCode !== undefined) this.code(statusCode)
+    return await this.type('text/html; charset=utf-8').send(html)
+  })
+}, { fastify: '5.x', name: 'blog-view', dependencies: ['blog-session'] })
