@@ -1,10 +1,12 @@
 import { and, count, desc, eq } from 'drizzle-orm'
+import type { Database } from 'better-sqlite3'
 import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { slugify } from '../lib/markdown.js'
 import * as schema from './schema.js'
 import { posts, users, type Post, type User } from './schema.js'
 
-export type BlogDatabase = BetterSQLite3Database<typeof schema>
+/** Drizzle over better-sqlite3; `$client` is the raw connection (pragmas, close). */
+export type BlogDatabase = BetterSQLite3Database<typeof schema> & { $client: Database }
 
 export interface PostInput {
   title: string
