@@ -65,6 +65,7 @@ export function hitRatioChart (samples: readonly StatsSample[], options: ChartOp
     } else {
       parts.push(`<polyline class="ratio" fill="none" stroke="#2a6f97" stroke-width="2" points="${
         points.map(([px, py]) => `${round(px)},${round(py)}`).join(' ')}"/>`)
+      for (const [px, py] of points) parts.push(`<circle class="vertex" cx="${round(px)}" cy="${round(py)}" r="2" fill="#2a6f97"/>`)
     }
   }
   if (segments.length === 0) {

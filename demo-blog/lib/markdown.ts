@@ -34,7 +34,10 @@ export function renderMarkdown (markdown: string): string {
 
 /** A plain-text preview of a post (the template escapes it): its rendered text, cut on a word boundary. */
 export function previewOf (markdown: string, maxChars = 280): string {
-  const text = sanitizeHtml(marked.parse(markdown) as string, { allowedTags: [], allowedAttributes: {} })
+  // Code blocks and tables read badly as running text: the preview is the prose around them.
+  const text = sanitizeHtml(marked.parse(markdown) as string, {
+    allowedTags: [], allowedAttributes: {}, nonTextTags: ['script', 'style', 'textarea', 'option', 'noscript', 'pre', 'table']
+  })
     .replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&')
     .replace(/\s+/g, ' ').trim()
   if (text.length <= maxChars) return text
