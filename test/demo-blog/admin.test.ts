@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { redisForTest } from '../helpers/redis.js'
-import { admin, buildBlog, csrfOf, Visitor } from './helpers.js'
+import { admin, buildBlog, csrfOf, Visitor } from './fixtures/blog.js'
 
 const redis = await redisForTest(t)
 

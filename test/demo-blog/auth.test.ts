@@ -1,6 +1,6 @@
 import t from 'tap'
 import { redisForTest } from '../helpers/redis.js'
-import { admin, ADMIN_PASSWORD, ADMIN_USER, buildBlog, csrfOf, Visitor } from './helpers.js'
+import { admin, ADMIN_PASSWORD, ADMIN_USER, buildBlog, csrfOf, Visitor } from './fixtures/blog.js'
 
 const redis = await redisForTest(t)
 

@@ -10,7 +10,7 @@ import { loadOrCreateSessionKey, parseSessionKey, SESSION_KEY_FILE } from '../..
 import { StatsHistory } from '../../demo-blog/lib/stats-history.js'
 import { configFromEnv } from '../../demo-blog/config.js'
 import { formatDuration } from '../../demo-blog/plugins/view.js'
-import { tempDir } from './helpers.js'
+import { tempDir } from './fixtures/blog.js'
 
 t.test('StatsHistory: per-interval ratios in a ring buffer, oldest first', async (t) => {
   const history = new StatsHistory(3)

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { previewOf, renderMarkdown, slugify } from '../../demo-blog/lib/markdown.js'
 import { redisForTest } from '../helpers/redis.js'
-import { admin, buildBlog, Visitor } from './helpers.js'
+import { admin, buildBlog, Visitor } from './fixtures/blog.js'
 
 const ATTACKS = [
   '<script>alert(1)</script>',
@@ -62,6 +62,7 @@ t.test('previewOf: plain text, cut on a word', async (t) => {
   t.ok(long.endsWith('…'))
   t.notMatch(long, /wor…$/, 'not in the middle of a word')
   t.equal(previewOf('<script>alert(1)</script>visible'), 'visible', 'scripts are not text')
+  t.equal(previewOf('Intro.\n\n    code()\n\n| a |\n|---|\n| 1 |\n\nOutro.'), 'Intro. Outro.', 'no code blocks or tables')
   t.equal(previewOf('a &lt;b&gt; c'), 'a <b> c', 'the template escapes it, so entities are decoded once')
 })
 

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { freePort, redisForTest } from '../helpers/redis.js'
-import { admin, buildBlog, csrfOf, tempDir, Visitor } from './helpers.js'
+import { admin, buildBlog, csrfOf, tempDir, Visitor } from './fixtures/blog.js'
 
 const redis = await redisForTest(t)
 
