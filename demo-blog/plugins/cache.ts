@@ -76,7 +76,7 @@ export default fp<CachePluginOptions>(async function cachePlugin (fastify, optio
 
   function sample (): void {
     history.record(fastify.cache.stats(), Date.now())
-    if (pending.size > 0) void purgePages([...pending])
+    if (pending.size > 0) purgePages([...pending]).catch(() => {}) // purgePages logs its own failures
   }
 
   fastify.decorate('cacheHistory', history)

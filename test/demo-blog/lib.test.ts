@@ -117,16 +117,30 @@ t.test('configFromEnv: DESIGN.md defaults, and the environment when set', async 
     publicUrl: undefined
   })
   const set = configFromEnv({
-    HOST: '0.0.0.0', PORT: '8080', REDIS_URL: 'redis://cache:6380/2', BLOG_DB: '/srv/blog.db', ADMIN_USER: 'fancy',
-    ADMIN_PASSWORD: 'pw', SESSION_KEY: 'k', BLOG_SLOW_MS: '1000', TRUST_PROXY: 'true', SECURE_COOKIE: 'true',
+    HOST: '0.0.0.0',
+    PORT: '8080',
+    REDIS_URL: 'redis://cache:6380/2',
+    BLOG_DB: '/srv/blog.db',
+    ADMIN_USER: 'fancy',
+    ADMIN_PASSWORD: 'pw',
+    SESSION_KEY: 'k',
+    BLOG_SLOW_MS: '1000',
+    TRUST_PROXY: 'true',
+    SECURE_COOKIE: 'true',
     PUBLIC_URL: 'https://blog.example.org'
   })
   t.equal(set.host, '0.0.0.0')
   t.equal(set.port, 8080)
   t.equal(set.trustProxy, true)
   t.match(set.blog, {
-    dbPath: '/srv/blog.db', redisUrl: 'redis://cache:6380/2', adminUser: 'fancy', adminPassword: 'pw',
-    sessionKey: 'k', slowMs: 1000, secureCookie: true, publicUrl: 'https://blog.example.org'
+    dbPath: '/srv/blog.db',
+    redisUrl: 'redis://cache:6380/2',
+    adminUser: 'fancy',
+    adminPassword: 'pw',
+    sessionKey: 'k',
+    slowMs: 1000,
+    secureCookie: true,
+    publicUrl: 'https://blog.example.org'
   })
   t.throws(() => configFromEnv({ PORT: 'eighty' }), /PORT/)
   t.throws(() => configFromEnv({ BLOG_SLOW_MS: '-5' }), /BLOG_SLOW_MS/)
