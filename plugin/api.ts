@@ -63,6 +63,11 @@ export class FastifyCache {
     return this.#core.prefix
   }
 
+  /** A store call of the public API: rejects with a coded error, and with FST_CACHE_TIMEOUT when the store hangs. */
+  async #call<T> (operation: string, promise: Promise<T>): Promise<T> {
+    return await coded(operation, promise, this.#core.options.operationTimeoutMs)
+  }
+
   #storeKey (key: string): string {
     return toStoreKey(this.#core.prefix, key)
   }
@@ -89,24 +94,24 @@ export class FastifyCache {
 
   /** The value, or undefined when absent or expired. */
   async get<T = unknown> (key: string): Promise<T | undefined> {
-    const found = this.#decode(await coded('get', this.#core.store.get(this.#storeKey(key))))
+    const found = this.#decode(await this.#call('get', this.#core.store.get(this.#storeKey(key))))
     this.#count(found !== undefined)
     return found?.value as T | undefined
   }
 
   async set (key: string, value: unknown, ttl?: number): Promise<void> {
     const ttlMs = this.#ttlMs(ttl)
-    await coded('set', this.#core.store.set(this.#storeKey(key), encodeValue(key, value, ttlMs), ttlMs))
+    await this.#call('set', this.#core.store.set(this.#storeKey(key), encodeValue(key, value, ttlMs), ttlMs))
   }
 
   /** Sets the value only if the key is absent. Resolves whether it was set. */
   async add (key: string, value: unknown, ttl?: number): Promise<boolean> {
     const ttlMs = this.#ttlMs(ttl)
-    return await coded('add', this.#core.store.add(this.#storeKey(key), encodeValue(key, value, ttlMs), ttlMs))
+    return await this.#call('add', this.#core.store.add(this.#storeKey(key), encodeValue(key, value, ttlMs), ttlMs))
   }
 
   async has (key: string): Promise<boolean> {
-    return await coded('has', this.#core.store.has(this.#storeKey(key)))
+    return await this.#call('has', this.#core.store.has(this.#storeKey(key)))
   }
 
   /** Deletes a value, or a page with every one of its variants (`delete('view//')`). Resolves whether it existed. */
@@ -121,7 +126,7 @@ export class FastifyCache {
     // Before and after: nothing computed before the purge may be stored once it has run.
     this.#core.invalidated()
     try {
-      return await coded('delete', this.#core.store.delete(storeKeys))
+      return await this.#call('delete', this.#core.store.delete(storeKeys))
     } finally {
       this.#core.invalidated()
     }
@@ -130,7 +135,7 @@ export class FastifyCache {
   async getMany<T = unknown> (keys: readonly string[]): Promise<Array<T | undefined>> {
     if (!Array.isArray(keys)) throw new FST_CACHE_INVALID_KEY('getMany expects an array of keys')
     const storeKeys = keys.map((key) => this.#storeKey(key))
-    const found = await coded('getMany', Promise.all(storeKeys.map(async (key) => await this.#core.store.get(key))))
+    const found = await this.#call('getMany', Promise.all(storeKeys.map(async (key) => await this.#core.store.get(key))))
     return found.map((bytes) => {
       const entry = this.#decode(bytes)
       this.#count(entry !== undefined)
@@ -143,7 +148,7 @@ export class FastifyCache {
     const pairs = Array.isArray(entries) ? entries : Object.entries(entries as Record<string, unknown>)
     const ttlMs = this.#ttlMs(ttl)
     const encoded = pairs.map(([key, value]) => [this.#storeKey(key), encodeValue(key, value, ttlMs)] as const)
-    await coded('setMany', Promise.all(encoded.map(async ([key, bytes]) => await this.#core.store.set(key, bytes, ttlMs))))
+    await this.#call('setMany', Promise.all(encoded.map(async ([key, bytes]) => await this.#core.store.set(key, bytes, ttlMs))))
   }
 
   /** Removes every key under the plugin's prefix and nothing else (SCAN + UNLINK). Resolves how many. */
@@ -243,8 +248,8 @@ export class FastifyCache {
     if (name === undefined) throw new FST_CACHE_INVALID_KEY('deleteMemoized: this function was not memoized by this cache')
     const storeKey = this.#storeKey(MEMOIZE_PREFIX + name)
     this.#core.invalidated()
-    if (args.length === 0) return (await coded('deleteMemoized', this.#core.store.delete([storeKey]))) > 0
-    return await coded('deleteMemoized', this.#core.store.deleteField(storeKey, argumentsVariant(args)))
+    if (args.length === 0) return (await this.#call('deleteMemoized', this.#core.store.delete([storeKey]))) > 0
+    return await this.#call('deleteMemoized', this.#core.store.deleteField(storeKey, argumentsVariant(args)))
   }
 
   // wrap and memoize fail open like pages do: a sick store computes the value rather than failing the call,

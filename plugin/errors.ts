@@ -38,12 +38,19 @@ export function storeError (operation: string, cause: unknown): Error {
 }
 
 /** Wraps a store call so that direct API calls reject with a coded error. */
-export async function coded<T> (operation: string, promise: Promise<T>): Promise<T> {
+export async function coded<T> (operation: string, promise: Promise<T>, timeoutMs?: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
   try {
-    return await promise
+    if (timeoutMs === undefined) return await promise
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new FST_CACHE_TIMEOUT(operation, timeoutMs)), timeoutMs)
+    })
+    return await Promise.race([promise, timeout])
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code
     if (typeof code === 'string' && code.startsWith('FST_CACHE_')) throw err
     throw storeError(operation, err)
+  } finally {
+    clearTimeout(timer)
   }
 }

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis'
 import { FastifyCache } from './api.js'
 import { CacheCore } from './core.js'
 import { invalidOption } from './errors.js'
+import { withTimeout } from './guard.js'
 import { kCacheState, routeHooks } from './hooks.js'
 import {
   normalizeOptions, normalizeRouteOptions, type FastifyCacheOptions, type NormalizedOptions, type RedisClient,
@@ -78,7 +79,10 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
 
   fastify.addHook('onClose', async () => {
     await store.close?.()
-    if (owned !== undefined) await owned.quit().catch(() => owned.disconnect())
+    if (owned === undefined) return
+    // QUIT waits for a reply that a dead or reconnecting server never sends.
+    if (owned.status === 'ready') await withTimeout(owned.quit(), 1_000, 'quit').catch(() => {})
+    owned.disconnect()
   })
 }
 

@@ -18,6 +18,8 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 export const DEFAULT_MAX_VARIANTS = 1_000
 /** Size bound of the memory store. */
 export const DEFAULT_MEMORY_MAX_BYTES = 64 * 1024 * 1024
+/** Direct API calls (`get`, `delete`, `clear`, …) reject with FST_CACHE_TIMEOUT past this. */
+export const DEFAULT_OPERATION_TIMEOUT_MS = 2_000
 /** How long concurrent requests wait for the one computing a cold key before computing themselves. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 10_000
 /** At most one log line per kind of store error in this window. */
@@ -39,6 +41,7 @@ export interface FastifyCacheOptions {
   /** An ioredis client or Cluster, or a URL. The plugin closes only a client it opened from a URL. */
   redis?: RedisClient | string
   lookupTimeoutMs?: number
+  operationTimeoutMs?: number
   breaker?: { threshold?: number, cooldownMs?: number }
   maxBodyBytes?: number
   maxVariants?: number
@@ -53,6 +56,7 @@ export interface NormalizedOptions {
   store: 'redis' | 'memory' | CacheStore | undefined
   redis: RedisClient | string | undefined
   lookupTimeoutMs: number
+  operationTimeoutMs: number
   breakerThreshold: number
   breakerCooldownMs: number
   maxBodyBytes: number
@@ -108,7 +112,7 @@ export interface NormalizedRouteOptions {
 }
 
 const PLUGIN_OPTION_NAMES = new Set<string>([
-  'prefix', 'defaultTtl', 'store', 'redis', 'lookupTimeoutMs', 'breaker', 'maxBodyBytes', 'maxVariants', 'memory',
+  'prefix', 'defaultTtl', 'store', 'redis', 'lookupTimeoutMs', 'operationTimeoutMs', 'breaker', 'maxBodyBytes', 'maxVariants', 'memory',
   'lockTimeoutMs', 'errorLogIntervalMs'
 ])
 
@@ -241,6 +245,7 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
     store: store as NormalizedOptions['store'],
     redis: redis as NormalizedOptions['redis'],
     lookupTimeoutMs: positiveNumber(options.lookupTimeoutMs, 'lookupTimeoutMs', DEFAULT_LOOKUP_TIMEOUT_MS),
+    operationTimeoutMs: positiveNumber(options.operationTimeoutMs, 'operationTimeoutMs', DEFAULT_OPERATION_TIMEOUT_MS),
     breakerThreshold: positiveNumber((breaker as Record<string, unknown>).threshold, 'breaker.threshold',
       DEFAULT_BREAKER_THRESHOLD, { integer: true }),
     breakerCooldownMs: positiveNumber((breaker as Record<string, unknown>).cooldownMs, 'breaker.cooldownMs',

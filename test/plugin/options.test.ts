@@ -150,6 +150,6 @@ t.test("store 'redis' without a client is a coded error", async (t) => {
 t.test('it cannot share an instance with another `cache` decorator', async (t) => {
   const app = Fastify()
   t.teardown(async () => await app.close())
-  app.decorate('cache', {})
+  app.decorate('cache', {} as never)
   await t.rejects(async () => await app.register(fastifyCache, { store: 'memory' }), { code: 'FST_ERR_DEC_ALREADY_PRESENT' })
 })

@@ -1,0 +1,173 @@
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { build } from '../helpers/app.js'
+import { startRedis } from '../helpers/redis.js'
+
+const redis = await startRedis()
+const client = new Redis(redis.url)
+t.teardown(async () => {
+  await client.quit()
+  await redis.stop()
+})
+
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+for (const backend of ['redis', 'memory'] as const) {
+  t.test(`${backend}: data API`, async (t) => {
+    const app = await build(t, backend === 'redis' ? { redis } : {})
+    const cache = app.cache
+    t.equal(cache.storeKind, backend)
+
+    t.equal(await cache.get('nothing'), undefined)
+    await cache.set('user:1', { name: 'Ada', tags: ['x'], n: 1.5, ok: true, none: null })
+    t.same(await cache.get('user:1'), { name: 'Ada', tags: ['x'], n: 1.5, ok: true, none: null })
+    await cache.set('str', '<script>alert(1)</script>')
+    t.equal(await cache.get('str'), '<script>alert(1)</script>', 'strings come back as stored, never evaluated')
+    t.equal(await cache.has('user:1'), true)
+    t.equal(await cache.has('nope'), false)
+
+    t.equal(await cache.add('once', 1), true)
+    t.equal(await cache.add('once', 2), false)
+    t.equal(await cache.get('once'), 1)
+
+    await cache.setMany({ a: 1, b: [2] })
+    await cache.setMany([['c', 'three']], 60)
+    t.same(await cache.getMany(['a', 'b', 'c', 'missing']), [1, [2], 'three', undefined])
+
+    t.equal(await cache.delete('a'), true)
+    t.equal(await cache.delete('a'), false)
+    t.equal(await cache.deleteMany(['b', 'c', 'never']), 2)
+    t.same(await cache.getMany(['a', 'b', 'c']), [undefined, undefined, undefined])
+
+    await cache.set('short', 'x', 0.1)
+    await sleep(200)
+    t.equal(await cache.get('short'), undefined, 'a ttl in seconds is honoured')
+
+    const long = 'k'.repeat(1_000)
+    await cache.set(long, 'long key')
+    t.equal(await cache.get(long), 'long key', 'long keys work through hashing')
+    t.equal(await cache.delete(long), true)
+
+    await t.rejects(cache.set('bad', undefined), { code: 'FST_CACHE_INVALID_VALUE' })
+    await t.rejects(cache.set('bad', () => 1), { code: 'FST_CACHE_INVALID_VALUE' })
+    await t.rejects(cache.set('bad', 1, -5), { code: 'FST_CACHE_INVALID_OPTION' })
+    await t.rejects(cache.get(''), { code: 'FST_CACHE_INVALID_KEY' })
+    await t.rejects(cache.deleteMany('a' as never), { code: 'FST_CACHE_INVALID_KEY' })
+    await t.rejects(cache.getMany('a' as never), { code: 'FST_CACHE_INVALID_KEY' })
+
+    const keys = await cache.keys()
+    t.same(keys.map(({ key }) => key).sort(), ['once', 'str', 'user:1'])
+    t.ok(keys.every(({ ttlMs }) => ttlMs > 0))
+  })
+
+  t.test(`${backend}: wrap computes once under concurrency`, async (t) => {
+    const app = await build(t, backend === 'redis' ? { redis } : {})
+    let calls = 0
+    const compute = async (): Promise<{ at: number }> => {
+      calls++
+      await sleep(30)
+      return { at: calls }
+    }
+    const results = await Promise.all(Array.from({ length: 50 }, async () => await app.cache.wrap('expensive', compute, { ttl: 60 })))
+    t.equal(calls, 1)
+    t.ok(results.every((result) => result.at === 1))
+    t.same(await app.cache.wrap('expensive', compute), { at: 1 }, 'later calls are served from the store')
+    t.equal(calls, 1)
+    t.same(await app.cache.get('expensive'), { at: 1 }, 'wrap stores a plain value under its key')
+    t.equal(await app.cache.wrap('undef', async () => undefined), undefined)
+    t.equal(await app.cache.has('undef'), false, 'undefined is returned, not stored')
+    await t.rejects(app.cache.wrap('throws', async () => { throw new Error('no') }), /no/)
+    t.equal(await app.cache.wrap('throws', async () => 'then works'), 'then works', 'a failed computation is not cached')
+  })
+
+  t.test(`${backend}: memoize and deleteMemoized`, async (t) => {
+    const app = await build(t, backend === 'redis' ? { redis } : {})
+    let calls = 0
+    async function square (n: number, options?: { plus: number }): Promise<number> {
+      calls++
+      return n * n + (options?.plus ?? 0)
+    }
+    const cachedSquare = app.cache.memoize(square, { ttl: 60 })
+    t.equal(cachedSquare.name, 'square')
+    t.equal(await cachedSquare(3), 9)
+    t.equal(await cachedSquare(3), 9)
+    t.equal(await cachedSquare(4), 16)
+    t.equal(await cachedSquare(3, { plus: 1 }), 10)
+    t.equal(await cachedSquare(3, { plus: 1 }), 10)
+    t.equal(calls, 3, 'one run per argument list')
+
+    t.equal(await app.cache.deleteMemoized(cachedSquare, 3), true, 'one call\'s entry')
+    t.equal(await cachedSquare(3), 9)
+    t.equal(calls, 4)
+    t.equal(await cachedSquare(4), 16)
+    t.equal(calls, 4, 'other entries survive')
+
+    t.equal(await app.cache.deleteMemoized(square), true, 'the original function names the same entries')
+    await cachedSquare(4)
+    await cachedSquare(3, { plus: 1 })
+    t.equal(calls, 6, 'every entry of the function is gone')
+
+    const anonymous = app.cache.memoize(async (x: number) => x + 1, { name: 'plusOne' })
+    t.equal(await anonymous(1), 2)
+    t.throws(() => app.cache.memoize((() => async () => 1)()), { code: 'FST_CACHE_INVALID_OPTION' })
+    t.throws(() => app.cache.memoize('nope' as never), { code: 'FST_CACHE_INVALID_OPTION' })
+    await t.rejects(app.cache.deleteMemoized(async () => 1), { code: 'FST_CACHE_INVALID_KEY' })
+
+    // Key order inside objects does not matter.
+    const objects = app.cache.memoize(async (o: Record<string, number>) => { calls++; return Object.keys(o).length }, { name: 'objects' })
+    const before = calls
+    await objects({ a: 1, b: 2 })
+    await objects({ b: 2, a: 1 })
+    t.equal(calls, before + 1)
+  })
+}
+
+t.test('clear() removes the plugin\'s prefix and leaves every other key alone', async (t) => {
+  const app = await build(t, { redis })
+  app.get('/page', { config: { cache: true } }, async () => 'page')
+  await app.inject('/page')
+  await app.cache.set('value', 1)
+  const outside = `${redis.prefix}outside-the-prefix`
+  await client.set(outside, 'keep me')
+  await client.set(app.cache.prefix.slice(0, -1), 'the prefix without its colon')
+  const removed = await app.cache.clear()
+  t.equal(removed, 2)
+  t.equal(await client.get(outside), 'keep me')
+  t.equal(await client.get(app.cache.prefix.slice(0, -1)), 'the prefix without its colon')
+  t.equal(await app.cache.has('value'), false)
+  t.equal((await app.inject('/page')).headers['x-cache'], 'MISS')
+})
+
+t.test('clear() uses SCAN and UNLINK, never KEYS or FLUSHDB', async (t) => {
+  const app = await build(t, { redis })
+  for (let i = 0; i < 1_200; i++) await app.cache.set(`bulk-${i}`, i)
+  const monitor = await client.monitor()
+  const commands: string[] = []
+  monitor.on('monitor', (_time: string, args: string[]) => commands.push(String(args[0]).toLowerCase()))
+  t.equal(await app.cache.clear(), 1_200)
+  await sleep(100)
+  monitor.disconnect()
+  t.ok(commands.includes('scan'))
+  t.ok(commands.includes('unlink'))
+  t.notOk(commands.some((command) => ['keys', 'flushdb', 'flushall', 'del'].includes(command)), 'no KEYS, FLUSHDB, FLUSHALL or DEL')
+})
+
+t.test('direct API calls reject with coded errors when Redis is down', async (t) => {
+  const own = await startRedis()
+  t.teardown(async () => await own.stop())
+  const app = await build(t, { cache: { redis: own.url, prefix: 'down:' } })
+  await app.cache.set('k', 1)
+  await own.kill()
+  const err = await app.cache.get('k').catch((e: unknown) => e) as Error & { code: string }
+  t.equal(err.code, 'FST_CACHE_STORE_ERROR')
+  t.ok(err.cause instanceof Error, 'the Redis error is the cause')
+  await t.rejects(app.cache.set('k', 2), { code: 'FST_CACHE_STORE_ERROR' })
+  await t.rejects(app.cache.delete('k'), { code: 'FST_CACHE_STORE_ERROR' })
+  await t.rejects(app.cache.clear(), { code: 'FST_CACHE_STORE_ERROR' })
+  const slow = await app.cache.has('k').catch((e: unknown) => e) as { code: string }
+  t.match(slow.code, /^FST_CACHE_(STORE_ERROR|TIMEOUT)$/, 'a call that waits on reconnection times out with a code')
+  t.equal(await app.cache.wrap('w', async () => 'computed anyway'), 'computed anyway', 'wrap fails open')
+  const memo = app.cache.memoize(async (n: number) => n * 2, { name: 'double' })
+  t.equal(await memo(21), 42, 'memoize fails open')
+  await own.restart()
+})
