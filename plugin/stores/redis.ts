@@ -4,8 +4,9 @@ import type { CacheStore, StoreKeyInfo } from './store.js'
 type RedisClient = Redis | Cluster
 
 // One key per page: replace a foreign or wrong-typed value, reset a key that has collected too many variants,
-// and never shorten the key's life, since its other variants may need longer.
-const SET_FIELD_SCRIPT = `
+// and never shorten the key's life, since its other variants may need longer. The #!lua shebang (Redis 7+) makes
+// Redis refuse the script under maxmemory like any write; without it, EVAL would write past the limit.
+const SET_FIELD_SCRIPT = `#!lua
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then redis.call('DEL', KEYS[1]) end
 if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 and redis.call('HLEN', KEYS[1]) > tonumber(ARGV[4]) then
   redis.call('DEL', KEYS[1])
