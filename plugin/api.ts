@@ -204,7 +204,7 @@ export class FastifyCache {
       const value = await fn()
       if (value !== undefined) {
         const bytes = encodeValue(key, value, ttlMs)
-        void this.#write(() => this.#core.store.set(storeKey, bytes, ttlMs))
+        this.#write(() => this.#core.store.set(storeKey, bytes, ttlMs))
       }
       return value
     })
@@ -231,7 +231,7 @@ export class FastifyCache {
         const value = await fn(...args)
         if (value !== undefined) {
           const bytes = encodeValue(name, value, ttlMs)
-          void this.#write(() => this.#core.store.setField(storeKey, variant, bytes, ttlMs, this.#core.options.maxVariants))
+          this.#write(() => this.#core.store.setField(storeKey, variant, bytes, ttlMs, this.#core.options.maxVariants))
         }
         return value
       })

@@ -104,7 +104,7 @@ export class CacheCore {
     if (pending !== undefined) return pending
     const lookup = this.failOpen('lookup', () => this.store.getField(storeKey, variant), this.options.lookupTimeoutMs, log)
     this.lookups.set(id, lookup)
-    void lookup.then(() => { if (this.lookups.get(id) === lookup) this.lookups.delete(id) })
+    lookup.then(() => { if (this.lookups.get(id) === lookup) this.lookups.delete(id) })
     return lookup
   }
 
@@ -122,7 +122,7 @@ export class CacheCore {
   /** Stores a page in the background; a failure is logged and dropped. */
   writePage (storeKey: string, variant: string, bytes: Buffer, ttlMs: number, log: FastifyBaseLogger): void {
     this.counters.writes++
-    void this.failOpen('write',
+    this.failOpen('write',
       () => this.store.setField(storeKey, variant, bytes, ttlMs, this.options.maxVariants), undefined, log)
   }
 

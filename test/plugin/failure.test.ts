@@ -16,10 +16,10 @@ t.test('Redis killed: requests still succeed, the breaker opens; Redis back: cac
   const app = await build(t, {
     redis, logger, cache: { lookupTimeoutMs: 50, breaker: { threshold: 3, cooldownMs: 300 }, errorLogIntervalMs: 60_000 }
   })
-  await app.ready()
-  app.redis.on('error', () => {}) // the app's own client reports reconnection errors; they are expected here
   let calls = 0
   app.get('/', { config: { cache: { ttl: 60 } } }, async () => `index ${++calls}`)
+  await app.ready()
+  app.redis.on('error', () => {}) // the app's own client reports reconnection errors; they are expected here
   t.equal((await app.inject('/')).headers['x-cache'], 'MISS')
   t.equal((await app.inject('/')).headers['x-cache'], 'HIT')
 

@@ -1,0 +1,47 @@
+// Compile-time checks, run by test/plugin/types.test.ts through `tsc --noEmit`. Every @ts-expect-error must error.
+import Fastify from 'fastify'
+import fastifyCache, { type CacheStats, type FastifyCache } from '../../plugin/index.js'
+
+const app = Fastify()
+await app.register(fastifyCache, { prefix: 'fancycache:', defaultTtl: 300 })
+
+// The shapes DESIGN.md promises.
+app.get('/', { config: { cache: { ttl: 20 * 60, unless: (request) => request.headers.cookie !== undefined } } }, async () => 'index')
+app.get('/about', { config: { cache: { ttl: 2 * 3600 } } }, async () => 'about')
+app.get<{ Params: { id: string } }>('/post/:id', {
+  config: { cache: { ttl: 30 * 60, tags: (request) => [`post:${(request.params as { id: string }).id}`] } }
+}, async (request) => request.params.id)
+app.get('/feed', { config: { cache: true } }, async () => 'feed')
+app.get('/q', { config: { cache: { queryString: ['page'], vary: ['accept-language'], statusCodes: [200, 404] } } }, async () => 'q')
+app.get('/f', { config: { cache: { forceUpdate: true, filter: (_request, _reply, payload) => payload.length > 0, key: 'custom' } } }, async () => 'f')
+app.get('/s', { config: { cache: { staleWhileRevalidate: 60, grace: 600, key: (request) => `k/${request.url}` } } }, async () => 's')
+
+// @ts-expect-error ttl is a number of seconds
+app.get('/bad-ttl', { config: { cache: { ttl: '60' } } }, async () => 'x')
+// @ts-expect-error unless is a function
+app.get('/bad-unless', { config: { cache: { unless: true } } }, async () => 'x')
+// @ts-expect-error statusCodes are numbers
+app.get('/bad-codes', { config: { cache: { statusCodes: ['200'] } } }, async () => 'x')
+// @ts-expect-error queryString is true, false or names
+app.get('/bad-qs', { config: { cache: { queryString: 'page' } } }, async () => 'x')
+// @ts-expect-error tags are a list or a function
+app.get('/bad-tags', { config: { cache: { tags: 'post' } } }, async () => 'x')
+// Fastify infers a route's config type from the literal, so unknown names (Flask's `timeout`) and non-objects are
+// caught at registration instead, with FST_CACHE_INVALID_OPTION (test/plugin/options.test.ts).
+
+// @ts-expect-error prefix is a string
+await app.register(fastifyCache, { prefix: 1 })
+// @ts-expect-error store is 'redis', 'memory' or a CacheStore
+await app.register(fastifyCache, { store: 'memcached' })
+
+const cache: FastifyCache = app.cache
+const stats: CacheStats = cache.stats()
+const ratio: number = stats.hitRatio
+const value: Promise<{ a: number } | undefined> = cache.get<{ a: number }>('k')
+const square = cache.memoize(async (n: number) => n * n, { name: 'square' })
+const squared: Promise<number> = square(2)
+// @ts-expect-error the memoized function keeps its parameter types
+square('two').catch(() => {})
+cache.deleteMemoized(square, 2).catch(() => {})
+const wrapped: Promise<string> = cache.wrap('key', async () => 'v', { ttl: 60 })
+console.log(ratio, value, squared, wrapped)
