@@ -9,7 +9,12 @@ import type { CacheStore, StoreKeyInfo } from './stores/store.js'
 export interface WrapOptions {
   /** Seconds. Default: the plugin's `defaultTtl`. */
   ttl?: number
+  /** `invalidateTags` of any of these removes the value. */
+  tags?: readonly string[]
 }
+
+/** `set(key, value, 60)` or `set(key, value, { ttl: 60, tags: ['user:1'] })`. */
+export type SetOptions = number | WrapOptions
 
 export interface MemoizeOptions extends WrapOptions {
   /** The key name of the function's entries. Default: `fn.name`; an anonymous function must be given one. */
@@ -25,6 +30,15 @@ export interface CachedKey {
   ttlMs: number
   /** Number of variants for a page or memoized function; undefined for plain values. */
   variants?: number
+}
+
+function tagsOf (options: SetOptions | undefined): readonly string[] {
+  const tags = typeof options === 'object' ? options.tags : undefined
+  if (tags === undefined) return []
+  if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string' && tag.length > 0)) {
+    throw invalidOption('tags', 'expected an array of non-empty strings')
+  }
+  return tags
 }
 
 function ttlMsOf (ttl: number | undefined, fallbackSeconds: number, option: string): number {
@@ -72,8 +86,8 @@ export class FastifyCache {
     return toStoreKey(this.#core.prefix, key)
   }
 
-  #ttlMs (ttl: number | undefined): number {
-    return ttlMsOf(ttl, this.#core.options.defaultTtl, 'ttl')
+  #ttlMs (options: SetOptions | undefined): number {
+    return ttlMsOf(typeof options === 'object' ? options.ttl : options, this.#core.options.defaultTtl, 'ttl')
   }
 
   #decode (bytes: Buffer | undefined): { value: unknown } | undefined {
@@ -99,15 +113,27 @@ export class FastifyCache {
     return found?.value as T | undefined
   }
 
-  async set (key: string, value: unknown, ttl?: number): Promise<void> {
-    const ttlMs = this.#ttlMs(ttl)
-    await this.#call('set', this.#core.store.set(this.#storeKey(key), encodeValue(key, value, ttlMs), ttlMs))
+  /** Stores a JSON value for `ttl` seconds (default `defaultTtl`), optionally with tags. */
+  async set (key: string, value: unknown, options?: SetOptions): Promise<void> {
+    const ttlMs = this.#ttlMs(options)
+    const storeKey = this.#storeKey(key)
+    await this.#tag(storeKey, tagsOf(options), ttlMs)
+    await this.#call('set', this.#core.store.set(storeKey, encodeValue(key, value, ttlMs), ttlMs))
   }
 
   /** Sets the value only if the key is absent. Resolves whether it was set. */
-  async add (key: string, value: unknown, ttl?: number): Promise<boolean> {
-    const ttlMs = this.#ttlMs(ttl)
-    return await this.#call('add', this.#core.store.add(this.#storeKey(key), encodeValue(key, value, ttlMs), ttlMs))
+  async add (key: string, value: unknown, options?: SetOptions): Promise<boolean> {
+    const ttlMs = this.#ttlMs(options)
+    const storeKey = this.#storeKey(key)
+    await this.#tag(storeKey, tagsOf(options), ttlMs)
+    return await this.#call('add', this.#core.store.add(storeKey, encodeValue(key, value, ttlMs), ttlMs))
+  }
+
+  /** Records `storeKey` in the index of each tag, before the value is written. */
+  async #tag (storeKey: string, tags: readonly string[], ttlMs: number): Promise<void> {
+    if (tags.length === 0) return
+    await this.#call('tag', Promise.all(tags.map(async (tag) =>
+      await this.#core.store.setField(this.#core.tagKey(tag), storeKey, Buffer.alloc(0), ttlMs, 0))))
   }
 
   async has (key: string): Promise<boolean> {
@@ -123,13 +149,23 @@ export class FastifyCache {
   async deleteMany (keys: readonly string[]): Promise<number> {
     if (!Array.isArray(keys)) throw new FST_CACHE_INVALID_KEY('deleteMany expects an array of keys')
     const storeKeys = keys.map((key) => this.#storeKey(key))
-    // Before and after: nothing computed before the purge may be stored once it has run.
-    this.#core.invalidated()
-    try {
-      return await this.#call('delete', this.#core.store.delete(storeKeys))
-    } finally {
-      this.#core.invalidated()
+    return await this.#call('delete', this.#core.purge(storeKeys))
+  }
+
+  /**
+   * Removes every page and value carrying any of the tags, with all their variants, here and (with the bus) in every
+   * instance. Resolves how many entries held data.
+   */
+  async invalidateTags (tags: readonly string[]): Promise<number> {
+    if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string' && tag.length > 0)) {
+      throw new FST_CACHE_INVALID_KEY('invalidateTags expects an array of non-empty tags')
     }
+    return await this.#call('invalidateTags', this.#core.invalidateTags(tags))
+  }
+
+  /** Drops tag index members whose entry is gone. It also runs every `tagPruneIntervalMs`. */
+  async pruneTags (): Promise<number> {
+    return await coded('pruneTags', this.#core.pruneTags())
   }
 
   async getMany<T = unknown> (keys: readonly string[]): Promise<Array<T | undefined>> {
@@ -144,10 +180,14 @@ export class FastifyCache {
   }
 
   /** Takes `{ key: value }` or `[key, value]` pairs. */
-  async setMany (entries: Record<string, unknown> | ReadonlyArray<readonly [string, unknown]>, ttl?: number): Promise<void> {
+  async setMany (
+    entries: Record<string, unknown> | ReadonlyArray<readonly [string, unknown]>, options?: SetOptions
+  ): Promise<void> {
     const pairs = Array.isArray(entries) ? entries : Object.entries(entries as Record<string, unknown>)
-    const ttlMs = this.#ttlMs(ttl)
+    const ttlMs = this.#ttlMs(options)
+    const tags = tagsOf(options)
     const encoded = pairs.map(([key, value]) => [this.#storeKey(key), encodeValue(key, value, ttlMs)] as const)
+    await Promise.all(encoded.map(async ([key]) => await this.#tag(key, tags, ttlMs)))
     await this.#call('setMany', Promise.all(encoded.map(async ([key, bytes]) => await this.#core.store.set(key, bytes, ttlMs))))
   }
 
@@ -196,15 +236,21 @@ export class FastifyCache {
    */
   async wrap<T> (key: string, fn: () => T | Promise<T>, options: WrapOptions = {}): Promise<Awaited<T>> {
     const ttlMs = ttlMsOf(options.ttl, this.#core.options.defaultTtl, 'wrap ttl')
+    const tags = tagsOf(options)
     const storeKey = this.#storeKey(key)
     return await this.#once('wrap\n' + storeKey, async () => {
       const found = this.#decode(await this.#read(() => this.#core.store.get(storeKey)))
       this.#count(found !== undefined)
       if (found !== undefined) return found.value as Awaited<T>
+      const generation = this.#core.generation
       const value = await fn()
-      if (value !== undefined) {
+      // A value computed across a delete may predate it: return it, but do not keep it.
+      if (value !== undefined && generation === this.#core.generation) {
         const bytes = encodeValue(key, value, ttlMs)
-        this.#write(() => this.#core.store.set(storeKey, bytes, ttlMs))
+        this.#write(async () => {
+          await this.#tag(storeKey, tags, ttlMs)
+          await this.#core.store.set(storeKey, bytes, ttlMs)
+        })
       }
       return value
     })
@@ -221,17 +267,19 @@ export class FastifyCache {
       throw invalidOption('memoize name', 'an anonymous function needs { name } to key its results')
     }
     const ttlMs = ttlMsOf(options.ttl, this.#core.options.defaultTtl, 'memoize ttl')
+    const tags = tagsOf(options)
     const storeKey = this.#storeKey(MEMOIZE_PREFIX + name)
     const memoized = async (...args: A): Promise<Awaited<R>> => {
       const variant = argumentsVariant(args)
       return await this.#once(storeKey + '\n' + variant, async () => {
-        const found = this.#decode(await this.#read(() => this.#core.store.getField(storeKey, variant)))
+        const read = await this.#core.failOpen('lookup', () => this.#core.store.getField(storeKey, variant),
+          this.#core.options.lookupTimeoutMs)
+        const found = this.#decode(read?.value)
         this.#count(found !== undefined)
         if (found !== undefined) return found.value as Awaited<R>
         const value = await fn(...args)
         if (value !== undefined) {
-          const bytes = encodeValue(name, value, ttlMs)
-          this.#write(() => this.#core.store.setField(storeKey, variant, bytes, ttlMs, this.#core.options.maxVariants))
+          this.#core.writeVariant(storeKey, variant, encodeValue(name, value, ttlMs), ttlMs, tags, read?.version)
         }
         return value
       })
@@ -247,8 +295,8 @@ export class FastifyCache {
     const name = this.#memoized.get(fn)
     if (name === undefined) throw new FST_CACHE_INVALID_KEY('deleteMemoized: this function was not memoized by this cache')
     const storeKey = this.#storeKey(MEMOIZE_PREFIX + name)
+    if (args.length === 0) return (await this.#call('deleteMemoized', this.#core.purge([storeKey]))) > 0
     this.#core.invalidated()
-    if (args.length === 0) return (await this.#call('deleteMemoized', this.#core.store.delete([storeKey]))) > 0
     return await this.#call('deleteMemoized', this.#core.store.deleteField(storeKey, argumentsVariant(args)))
   }
 

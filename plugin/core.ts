@@ -1,8 +1,14 @@
+import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { decodePage, type PageEntry } from './entry.js'
 import { CircuitBreaker, RateLimitedLog, withTimeout, type BreakerState } from './guard.js'
 import type { NormalizedOptions } from './options.js'
-import type { CacheStore } from './stores/store.js'
+import { toStoreKey } from './key.js'
+import type { CacheStore, FieldRead } from './stores/store.js'
+
+/** Reserved logical namespaces under the prefix. */
+export const TAG_NAMESPACE = '__tags/'
+const EMPTY = Buffer.alloc(0)
 
 export interface CacheStats {
   /** Requests (and wrap/memoize/get calls) answered from the cache. */
@@ -42,11 +48,15 @@ export class CacheCore {
   readonly options: NormalizedOptions
   readonly prefix: string
   readonly counters = { hits: 0, misses: 0, bypasses: 0, stale: 0, errors: 0, coalesced: 0, writes: 0, skipped: 0 }
+  /** Pages being refreshed in the background after a stale hit, so each is refreshed once. */
+  readonly revalidating = new Set<string>()
+  /** Marks this process's own background refresh requests; unguessable, so a client cannot forge one. */
+  readonly revalidateToken = randomBytes(24).toString('base64url')
   readonly breaker: CircuitBreaker
   /** Bumped by every delete or clear: a response computed before it is not stored. */
   generation = 0
   /** Lookups under way, shared by concurrent requests for one key. */
-  private readonly lookups = new Map<string, Promise<Buffer | undefined>>()
+  private readonly lookups = new Map<string, Promise<FieldRead | undefined>>()
   /** Cold pages being computed in this process, by `storeKey\nvariant`. */
   readonly flights = new Map<string, Flight>()
   private readonly failureLog: RateLimitedLog
@@ -98,7 +108,7 @@ export class CacheCore {
   }
 
   /** A page lookup: one store round trip, shared by concurrent requests for the same key, bounded in time. */
-  lookupPage (storeKey: string, variant: string, log: FastifyBaseLogger): Promise<Buffer | undefined> {
+  lookupPage (storeKey: string, variant: string, log: FastifyBaseLogger): Promise<FieldRead | undefined> {
     const id = storeKey + '\n' + variant
     const pending = this.lookups.get(id)
     if (pending !== undefined) return pending
@@ -119,11 +129,66 @@ export class CacheCore {
     }
   }
 
-  /** Stores a page in the background; a failure is logged and dropped. */
-  writePage (storeKey: string, variant: string, bytes: Buffer, ttlMs: number, log: FastifyBaseLogger): void {
+  /** The store key of a tag's index: a field key whose fields are the store keys carrying the tag. */
+  tagKey (tag: string): string {
+    return toStoreKey(this.prefix, TAG_NAMESPACE + tag)
+  }
+
+  /**
+   * Stores a page or value variant in the background; a failure is logged and dropped. The tag index is written in
+   * the same tick, before the entry, so an invalidation issued after this call always finds the entry.
+   * `ifVersion`: the version the lookup saw; a delete since then (in any process) makes the store refuse the write.
+   */
+  writeVariant (
+    storeKey: string, variant: string, bytes: Buffer, ttlMs: number, tags: readonly string[],
+    ifVersion: number | undefined, log?: FastifyBaseLogger
+  ): void {
     this.counters.writes++
-    this.failOpen('write',
-      () => this.store.setField(storeKey, variant, bytes, ttlMs, this.options.maxVariants), undefined, log)
+    this.failOpen('write', async () => {
+      const writes = tags.map(async (tag) => await this.store.setField(this.tagKey(tag), storeKey, EMPTY, ttlMs, 0))
+      writes.push(this.store.setField(storeKey, variant, bytes, ttlMs, this.options.maxVariants, ifVersion))
+      await Promise.all(writes)
+    }, undefined, log)
+  }
+
+  /**
+   * Deletes keys (every variant of a page), leaving tombstones so that nothing computed before the delete is stored
+   * after it, here or in another process. Rejects when the store fails.
+   */
+  async purge (storeKeys: string[]): Promise<number> {
+    this.invalidated()
+    try {
+      return await this.store.delete(storeKeys, this.options.tombstoneMs)
+    } finally {
+      this.invalidated()
+    }
+  }
+
+  /** Purges every entry carrying any of the tags, with every variant, and the tags' indexes. */
+  async invalidateTags (tags: readonly string[]): Promise<number> {
+    const tagKeys = tags.map((tag) => this.tagKey(tag))
+    const members = await Promise.all(tagKeys.map(async (key) => await this.store.fields(key)))
+    const keys = [...new Set(members.flat())]
+    const purged = await this.purge([...keys, ...tagKeys])
+    return purged - tagKeys.filter((_key, i) => (members[i] ?? []).length > 0).length
+  }
+
+  /**
+   * Drops tag members whose entry is gone (expired, evicted or deleted), so that a tag index refreshed by steady
+   * writes does not collect dead keys. Runs every `tagPruneIntervalMs`; resolves how many members it dropped.
+   */
+  async pruneTags (): Promise<number> {
+    if (typeof this.store.list !== 'function') return 0
+    let dropped = 0
+    const indexes = await this.store.list(this.prefix + TAG_NAMESPACE, Number.MAX_SAFE_INTEGER)
+    for (const { key } of indexes) {
+      const members = await this.store.fields(key)
+      const alive = await Promise.all(members.map(async (member) => await this.store.has(member)))
+      for (let i = 0; i < members.length; i++) {
+        if (alive[i] === false && await this.store.deleteField(key, members[i] as string)) dropped++
+      }
+    }
+    return dropped
   }
 
   startFlight (id: string): Flight {

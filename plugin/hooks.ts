@@ -7,6 +7,9 @@ import type { NormalizedRouteOptions } from './options.js'
 
 export const kCacheState = Symbol('fastify-cache.state')
 
+/** Marks a background refresh request; its value must be the process's token. */
+export const REVALIDATE_HEADER = 'x-fastify-cache-revalidate'
+
 /** What onRequest leaves for onSend on a request that missed and may store its response. */
 interface PendingStore {
   storeKey: string
@@ -15,6 +18,10 @@ interface PendingStore {
   /** Set when this request computes the page for concurrent requests waiting on it. */
   flight: Flight | undefined
   generation: number
+  /** The key's version when it was looked up; undefined after a forced update. */
+  version: number | undefined
+  /** The last good response, still within `grace`: served if the handler fails. */
+  stale: PageEntry | undefined
 }
 
 declare module 'fastify' {
@@ -97,6 +104,12 @@ function bodyOf (payload: unknown): Buffer | undefined {
 }
 
 /** The route-level hooks of one cached route; `route` was normalised once, when the route was added. */
+// Never copied into a background refresh: they belong to the visitor, not to the page.
+const PRIVATE_REQUEST_HEADERS = new Set([
+  'cookie', 'authorization', 'host', 'content-length', 'connection', 'if-none-match', 'if-modified-since', REVALIDATE_HEADER
+])
+
+/** The route-level hooks of one cached route; `route` was normalised once, when the route was added. */
 export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
   onRequest: onRequestAsyncHookHandler
   onSend: onSendHookHandler<unknown>
@@ -108,17 +121,32 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     reply.header('x-cache', 'BYPASS')
   }
 
-  function serve (request: FastifyRequest, reply: FastifyReply, entry: PageEntry): FastifyReply {
+  function serve (request: FastifyRequest, reply: FastifyReply, entry: PageEntry, label: 'HIT' | 'STALE'): FastifyReply {
     reply.code(entry.status)
     reply.headers(entry.headers)
     reply.header('etag', entry.etag)
     reply.header('age', String(Math.max(0, Math.floor((Date.now() - entry.createdAt) / 1000))))
-    reply.header('x-cache', 'HIT')
+    reply.header('x-cache', label)
     if (entry.status === 200 && ifNoneMatch(request.headers['if-none-match'], entry.etag)) {
       reply.code(304)
       return reply.send()
     }
     return reply.send(entry.body)
+  }
+
+  /** Refreshes a stale page once, in the background, through the app itself, as an anonymous GET of the same URL. */
+  function revalidate (request: FastifyRequest, flightId: string): void {
+    if (core.revalidating.has(flightId) || core.flights.has(flightId)) return
+    core.revalidating.add(flightId)
+    const headers: Record<string, string | string[]> = {}
+    for (const name in request.headers) {
+      const value = request.headers[name]
+      if (value !== undefined && !PRIVATE_REQUEST_HEADERS.has(name)) headers[name] = value
+    }
+    headers[REVALIDATE_HEADER] = core.revalidateToken
+    request.server.inject({ method: 'GET', url: request.url, headers })
+      .catch((err: unknown) => core.warn(request.log, 'revalidate', err, 'fastify-cache: background refresh failed'))
+      .finally(() => core.revalidating.delete(flightId))
   }
 
   async function onRequest (request: FastifyRequest, reply: FastifyReply): Promise<void | FastifyReply> {
@@ -128,11 +156,11 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       return bypass(reply)
     }
     let key
-    let force = false
+    let force = request.headers[REVALIDATE_HEADER] === core.revalidateToken
     try {
       if (route.unless !== undefined && await route.unless(request, reply)) return bypass(reply)
       key = requestKey(request, route, core.prefix)
-      if (key !== null && route.forceUpdate !== undefined) force = await route.forceUpdate(request)
+      if (key !== null && !force && route.forceUpdate !== undefined) force = await route.forceUpdate(request)
     } catch (err) {
       // A throwing `unless` or `key` is the route's bug; the request still gets its page, uncached.
       core.warn(request.log, 'route', err, 'fastify-cache: a route cache option threw; bypassing the cache')
@@ -141,22 +169,36 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     if (key === null) return bypass(reply)
 
     const flightId = key.storeKey + '\n' + key.variant
+    let version: number | undefined
+    let stale: PageEntry | undefined
     if (!force) {
-      const bytes = await core.lookupPage(key.storeKey, key.variant, request.log)
-      if (bytes !== undefined) {
-        const entry = core.readPage(bytes, request.log)
-        if (entry !== undefined && freshForMs(entry, Date.now()) > 0) {
+      const read = await core.lookupPage(key.storeKey, key.variant, request.log)
+      version = read?.version
+      const entry = read?.value === undefined ? undefined : core.readPage(read.value, request.log)
+      if (entry !== undefined) {
+        const freshMs = freshForMs(entry, Date.now())
+        if (freshMs > 0) {
           core.counters.hits++
-          return serve(request, reply, entry)
+          return serve(request, reply, entry, 'HIT')
         }
+        if (-freshMs < route.staleWhileRevalidateMs) {
+          core.counters.stale++
+          revalidate(request, flightId)
+          return serve(request, reply, entry, 'STALE')
+        }
+        if (-freshMs < route.graceMs) stale = entry
       }
       let flight = core.flights.get(flightId)
       while (flight !== undefined) {
-        const entry = await core.awaitFlight(flight)
-        if (entry !== undefined) {
+        const shared = await core.awaitFlight(flight)
+        if (shared !== undefined) {
           core.counters.hits++
           core.counters.coalesced++
-          return serve(request, reply, entry)
+          return serve(request, reply, shared, 'HIT')
+        }
+        if (flight.failed && stale !== undefined) {
+          core.counters.stale++
+          return serve(request, reply, stale, 'STALE')
         }
         // A leader that failed hands over to one new leader; an uncacheable or timed-out one frees everyone.
         const next = core.flights.get(flightId)
@@ -177,7 +219,9 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       variant: key.variant,
       flightId,
       flight: leads ? core.startFlight(flightId) : undefined,
-      generation: core.generation
+      generation: core.generation,
+      version,
+      stale
     }
   }
 
@@ -215,25 +259,48 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     }
   }
 
+  /** Grace: the handler failed, so the last good response goes out instead, marked STALE. */
+  function serveGrace (request: FastifyRequest, reply: FastifyReply, stale: PageEntry): Buffer {
+    core.counters.stale++
+    request.log.warn({ statusCode: reply.statusCode, url: request.url },
+      'fastify-cache: the handler failed; serving the last good response within grace')
+    for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+    reply.code(stale.status)
+    reply.headers(stale.headers)
+    reply.header('etag', stale.etag)
+    reply.header('age', String(Math.max(0, Math.floor((Date.now() - stale.createdAt) / 1000))))
+    return stale.body
+  }
+
   async function onSend (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
     const pending = request[kCacheState]
     if (pending === null) return payload
     request[kCacheState] = null
+    const failed = reply.statusCode >= 500
     let entry: PageEntry | undefined
+    let label = 'BYPASS'
     try {
+      if (pending.stale !== undefined && failed) {
+        label = 'STALE'
+        return serveGrace(request, reply, pending.stale)
+      }
       const captured = await capture(request, reply, payload)
       entry = captured.entry
       if (entry !== undefined) {
+        label = 'MISS'
         reply.header('etag', entry.etag)
         // A delete or clear ran while this response was computed: it may predate the purge, so it is not kept.
         if (pending.generation === core.generation) {
-          core.writePage(pending.storeKey, pending.variant, encodePage(entry), entry.ttlMs + entry.staleMs, request.log)
+          core.writeVariant(pending.storeKey, pending.variant, encodePage(entry), entry.ttlMs + entry.staleMs,
+            entry.tags, pending.version, request.log)
         }
       }
       return captured.payload
     } finally {
-      reply.header('x-cache', entry === undefined ? 'BYPASS' : 'MISS')
-      if (pending.flight !== undefined) core.endFlight(pending.flightId, pending.flight, entry, reply.statusCode >= 500)
+      reply.header('x-cache', label)
+      if (pending.flight !== undefined) {
+        core.endFlight(pending.flightId, pending.flight, entry, failed)
+      }
     }
   }
 

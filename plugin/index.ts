@@ -77,7 +77,15 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
     routeOptions.onSend = [...asArray(routeOptions.onSend), hooks.onSend] as typeof routeOptions.onSend
   })
 
+  // Tag indexes live as long as their longest member; this sweep drops members whose entry is already gone.
+  const pruneTimer = options.tagPruneIntervalMs > 0
+    ? setInterval(() => {
+      core.failOpen('pruneTags', async () => await core.pruneTags(), undefined).catch(() => {})
+    }, options.tagPruneIntervalMs).unref()
+    : undefined
+
   fastify.addHook('onClose', async () => {
+    clearInterval(pruneTimer)
     await store.close?.()
     if (owned === undefined) return
     // QUIT waits for a reply that a dead or reconnecting server never sends.

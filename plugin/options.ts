@@ -22,6 +22,10 @@ export const DEFAULT_MEMORY_MAX_BYTES = 64 * 1024 * 1024
 export const DEFAULT_OPERATION_TIMEOUT_MS = 2_000
 /** How long concurrent requests wait for the one computing a cold key before computing themselves. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 10_000
+/** How long a delete's tombstone refuses writes computed before it. Longer than any handler should run. */
+export const DEFAULT_TOMBSTONE_MS = 60_000
+/** How often tag indexes are swept for members whose entry is gone. */
+export const DEFAULT_TAG_PRUNE_INTERVAL_MS = 5 * 60_000
 /** At most one log line per kind of store error in this window. */
 export const DEFAULT_ERROR_LOG_INTERVAL_MS = 10_000
 export const DEFAULT_STATUS_CODES: readonly number[] = [200]
@@ -48,6 +52,9 @@ export interface FastifyCacheOptions {
   memory?: { maxBytes?: number }
   lockTimeoutMs?: number
   errorLogIntervalMs?: number
+  tombstoneMs?: number
+  /** 0 turns the sweep off. */
+  tagPruneIntervalMs?: number
 }
 
 export interface NormalizedOptions {
@@ -64,6 +71,8 @@ export interface NormalizedOptions {
   memoryMaxBytes: number
   lockTimeoutMs: number
   errorLogIntervalMs: number
+  tombstoneMs: number
+  tagPruneIntervalMs: number
 }
 
 type Awaitable<T> = T | Promise<T>
@@ -113,7 +122,7 @@ export interface NormalizedRouteOptions {
 
 const PLUGIN_OPTION_NAMES = new Set<string>([
   'prefix', 'defaultTtl', 'store', 'redis', 'lookupTimeoutMs', 'operationTimeoutMs', 'breaker', 'maxBodyBytes', 'maxVariants', 'memory',
-  'lockTimeoutMs', 'errorLogIntervalMs'
+  'lockTimeoutMs', 'errorLogIntervalMs', 'tombstoneMs', 'tagPruneIntervalMs'
 ])
 
 const ROUTE_OPTION_NAMES = new Set<string>([
@@ -255,7 +264,11 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
     memoryMaxBytes: positiveNumber((memory as Record<string, unknown>).maxBytes, 'memory.maxBytes',
       DEFAULT_MEMORY_MAX_BYTES, { integer: true }),
     lockTimeoutMs: positiveNumber(options.lockTimeoutMs, 'lockTimeoutMs', DEFAULT_LOCK_TIMEOUT_MS),
-    errorLogIntervalMs: positiveNumber(options.errorLogIntervalMs, 'errorLogIntervalMs', DEFAULT_ERROR_LOG_INTERVAL_MS)
+    errorLogIntervalMs: positiveNumber(options.errorLogIntervalMs, 'errorLogIntervalMs', DEFAULT_ERROR_LOG_INTERVAL_MS),
+    tombstoneMs: positiveNumber(options.tombstoneMs, 'tombstoneMs', DEFAULT_TOMBSTONE_MS),
+    tagPruneIntervalMs: options.tagPruneIntervalMs === 0
+      ? 0
+      : positiveNumber(options.tagPruneIntervalMs, 'tagPruneIntervalMs', DEFAULT_TAG_PRUNE_INTERVAL_MS)
   }
 }
 

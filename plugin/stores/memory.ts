@@ -1,14 +1,17 @@
 import { LRUCache } from 'lru-cache'
-import type { CacheStore, StoreKeyInfo } from './store.js'
+import type { CacheStore, FieldRead, StoreKeyInfo } from './store.js'
 
-type Item =
-  | { kind: 'value', value: Buffer, size: number }
-  | { kind: 'fields', fields: Map<string, Buffer>, size: number }
+type FieldsItem = { kind: 'fields', fields: Map<string, Buffer>, size: number, version: number }
+type Item = { kind: 'value', value: Buffer, size: number } | FieldsItem
 
 const ITEM_OVERHEAD_BYTES = 64
 
 function ttlMsOf (ttlMs: number): number {
   return Math.max(1, Math.ceil(ttlMs))
+}
+
+function isTombstone (item: Item | undefined): boolean {
+  return item?.kind === 'fields' && item.fields.size === 0
 }
 
 /**
@@ -30,6 +33,10 @@ export class MemoryStore implements CacheStore {
     return this.lru.calculatedSize
   }
 
+  private remainingTtl (key: string): number {
+    return Math.ceil(this.lru.getRemainingTTL(key))
+  }
+
   async get (key: string): Promise<Buffer | undefined> {
     const item = this.lru.get(key)
     return item?.kind === 'value' ? item.value : undefined
@@ -40,44 +47,67 @@ export class MemoryStore implements CacheStore {
   }
 
   async add (key: string, value: Buffer, ttlMs: number): Promise<boolean> {
-    if (this.lru.has(key)) return false
+    if (await this.has(key)) return false
     await this.set(key, value, ttlMs)
     return true
   }
 
   async has (key: string): Promise<boolean> {
-    return this.lru.has(key)
+    const item = this.lru.get(key, { updateAgeOnGet: false })
+    return item !== undefined && !isTombstone(item)
   }
 
-  async delete (keys: string[]): Promise<number> {
-    let removed = 0
+  async delete (keys: string[], tombstoneMs: number): Promise<number> {
+    let held = 0
     for (const key of keys) {
-      if (this.lru.has(key)) removed++
+      const item = this.lru.get(key, { updateAgeOnGet: false })
+      if (item !== undefined && !isTombstone(item)) held++
       this.lru.delete(key)
+      if (tombstoneMs > 0) {
+        const version = (item?.kind === 'fields' ? item.version : 0) + 1
+        this.lru.set(key, { kind: 'fields', fields: new Map(), size: 0, version }, { ttl: ttlMsOf(tombstoneMs) })
+      }
     }
-    return removed
+    return held
   }
 
-  async getField (key: string, field: string): Promise<Buffer | undefined> {
+  async deleteIfEquals (key: string, value: Buffer): Promise<boolean> {
+    const item = this.lru.get(key, { updateAgeOnGet: false })
+    if (item?.kind !== 'value' || !item.value.equals(value)) return false
+    return this.lru.delete(key)
+  }
+
+  async getField (key: string, field: string): Promise<FieldRead> {
     const item = this.lru.get(key)
-    return item?.kind === 'fields' ? item.fields.get(field) : undefined
+    if (item?.kind !== 'fields') return { value: undefined, version: 0 }
+    return { value: item.fields.get(field), version: item.version }
   }
 
-  async setField (key: string, field: string, value: Buffer, ttlMs: number, maxFields: number): Promise<void> {
+  async setField (
+    key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number
+  ): Promise<boolean> {
     const current = this.lru.get(key, { updateAgeOnGet: false })
-    let item: Item & { kind: 'fields' }
+    const version = current?.kind === 'fields' ? current.version : 0
+    if (ifVersion !== undefined && ifVersion !== version) return false
+    let item: FieldsItem
     let ttl = ttlMsOf(ttlMs)
-    if (current?.kind === 'fields' && (current.fields.has(field) || current.fields.size < maxFields)) {
+    if (current?.kind === 'fields') {
       item = current
-      ttl = Math.max(ttl, Math.ceil(this.lru.getRemainingTTL(key)))
-      item.size -= (item.fields.get(field)?.length ?? 0) + (item.fields.has(field) ? field.length : 0)
+      ttl = Math.max(ttl, this.remainingTtl(key))
+      if (!item.fields.has(field) && maxFields > 0 && item.fields.size >= maxFields) {
+        item.fields.clear()
+        item.size = 0
+      }
+      const previous = item.fields.get(field)
+      if (previous !== undefined) item.size -= previous.length + field.length
     } else {
-      item = { kind: 'fields', fields: new Map(), size: 0 }
+      item = { kind: 'fields', fields: new Map(), size: 0, version }
     }
     item.fields.set(field, value)
     item.size += value.length + field.length
     // Setting again re-measures the item and may evict others to stay under maxBytes.
     this.lru.set(key, item, { ttl })
+    return true
   }
 
   async deleteField (key: string, field: string): Promise<boolean> {
@@ -85,9 +115,14 @@ export class MemoryStore implements CacheStore {
     if (item?.kind !== 'fields' || !item.fields.has(field)) return false
     item.size -= (item.fields.get(field) as Buffer).length + field.length
     item.fields.delete(field)
-    if (item.fields.size === 0) this.lru.delete(key)
-    else this.lru.set(key, item, { ttl: Math.ceil(this.lru.getRemainingTTL(key)) })
+    if (item.fields.size === 0 && item.version === 0) this.lru.delete(key)
+    else this.lru.set(key, item, { ttl: this.remainingTtl(key) })
     return true
+  }
+
+  async fields (key: string): Promise<string[]> {
+    const item = this.lru.get(key, { updateAgeOnGet: false })
+    return item?.kind === 'fields' ? [...item.fields.keys()] : []
   }
 
   async clear (prefix: string): Promise<number> {
@@ -102,7 +137,7 @@ export class MemoryStore implements CacheStore {
     const found: StoreKeyInfo[] = []
     for (const [key, item] of this.lru.entries()) {
       if (found.length >= limit) break
-      if (!key.startsWith(prefix)) continue
+      if (!key.startsWith(prefix) || isTombstone(item)) continue
       const info: StoreKeyInfo = { key, ttlMs: Math.round(this.lru.getRemainingTTL(key)) }
       if (item.kind === 'fields') info.variants = item.fields.size
       found.push(info)

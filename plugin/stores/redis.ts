@@ -1,20 +1,66 @@
 import type { Cluster, Redis } from 'ioredis'
-import type { CacheStore, StoreKeyInfo } from './store.js'
+import { VERSION_FIELD, type CacheStore, type FieldRead, type StoreKeyInfo } from './store.js'
 
 type RedisClient = Redis | Cluster
 
-// One key per page: replace a foreign or wrong-typed value, reset a key that has collected too many variants,
-// and never shorten the key's life, since its other variants may need longer. The #!lua shebang (Redis 7+) makes
-// Redis refuse the script under maxmemory like any write; without it, EVAL would write past the limit.
-const SET_FIELD_SCRIPT = `#!lua
-if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then redis.call('DEL', KEYS[1]) end
-if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 and redis.call('HLEN', KEYS[1]) > tonumber(ARGV[4]) then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+// Every script names one key, so they run on Redis Cluster. The #!lua shebang (Redis 7+) makes Redis refuse a
+// script under maxmemory like any other write; without it, EVAL would write past the limit.
+
+// A variant: replace a foreign value, refuse when a delete ran since `ifVersion` was read, start over (keeping the
+// version) past maxFields, and never shorten the key's life, since its other variants may need longer.
+const SET_FIELD = `#!lua
+local key, field, version = KEYS[1], ARGV[1], ARGV[5]
+if redis.call('TYPE', key).ok ~= 'hash' then redis.call('DEL', key) end
+local current = redis.call('HGET', key, '${VERSION_FIELD}')
+if version ~= '' and (current or '0') ~= version then return 0 end
+local maxFields = tonumber(ARGV[4])
+if redis.call('HSET', key, field, ARGV[2]) == 1 and maxFields > 0 and redis.call('HLEN', key) > maxFields + 1 then
+  redis.call('DEL', key)
+  redis.call('HSET', key, field, ARGV[2])
+  if current then redis.call('HSET', key, '${VERSION_FIELD}', current) end
 end
 local ttl = tonumber(ARGV[3])
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 return 1`
+
+// Returns 1 when the key held data. Leaves a tombstone with the next version.
+const DELETE = `#!lua
+local key = KEYS[1]
+local kind = redis.call('TYPE', key).ok
+local version = 0
+local held = 0
+if kind == 'hash' then
+  local current = redis.call('HGET', key, '${VERSION_FIELD}')
+  version = tonumber(current or '0')
+  if redis.call('HLEN', key) > (current and 1 or 0) then held = 1 end
+elseif kind ~= 'none' then
+  held = 1
+end
+redis.call('DEL', key)
+local tombstone = tonumber(ARGV[1])
+if tombstone > 0 then
+  redis.call('HSET', key, '${VERSION_FIELD}', version + 1)
+  redis.call('PEXPIRE', key, tombstone)
+end
+return held`
+
+const IS_TOMBSTONE = `(redis.call('TYPE', KEYS[1]).ok == 'hash' and redis.call('HLEN', KEYS[1]) == 1 and
+  redis.call('HEXISTS', KEYS[1], '${VERSION_FIELD}') == 1)`
+
+const ADD = `#!lua
+if ${IS_TOMBSTONE} then redis.call('DEL', KEYS[1]) end
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+return 0`
+
+const HAS = `#!lua
+if redis.call('EXISTS', KEYS[1]) == 0 or ${IS_TOMBSTONE} then return 0 end
+return 1`
+
+const DELETE_IF_EQUALS = `#!lua
+if redis.call('TYPE', KEYS[1]).ok == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`
 
 function isWrongType (err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('WRONGTYPE')
@@ -59,30 +105,43 @@ export class RedisStore implements CacheStore {
   }
 
   async add (key: string, value: Buffer, ttlMs: number): Promise<boolean> {
-    return (await this.client.set(key, value, 'PX', ttlMsOf(ttlMs), 'NX')) === 'OK'
+    return (await this.client.eval(ADD, 1, key, value, ttlMsOf(ttlMs))) === 1
   }
 
   async has (key: string): Promise<boolean> {
-    return (await this.client.exists(key)) === 1
+    return (await this.client.eval(HAS, 1, key)) === 1
   }
 
-  async delete (keys: string[]): Promise<number> {
-    if (keys.length === 0) return 0
-    if (keys.length === 1 || !this.isCluster) return await this.client.unlink(...keys)
-    const counts = await Promise.all(keys.map(async (key) => await this.client.unlink(key)))
-    return counts.reduce((sum, count) => sum + count, 0)
+  async delete (keys: string[], tombstoneMs: number): Promise<number> {
+    const tombstone = tombstoneMs > 0 ? ttlMsOf(tombstoneMs) : 0
+    const held = await Promise.all(keys.map(async (key) => await this.client.eval(DELETE, 1, key, tombstone)))
+    return held.reduce<number>((sum, count) => sum + (count as number), 0)
   }
 
-  async getField (key: string, field: string): Promise<Buffer | undefined> {
-    return (await wrongTypeIsMissing(this.client.hgetBuffer(key, field))) ?? undefined
+  async deleteIfEquals (key: string, value: Buffer): Promise<boolean> {
+    return (await this.client.eval(DELETE_IF_EQUALS, 1, key, value)) === 1
   }
 
-  async setField (key: string, field: string, value: Buffer, ttlMs: number, maxFields: number): Promise<void> {
-    await this.client.eval(SET_FIELD_SCRIPT, 1, key, field, value, ttlMsOf(ttlMs), maxFields)
+  async getField (key: string, field: string): Promise<FieldRead> {
+    const found = await wrongTypeIsMissing(this.client.hmgetBuffer(key, field, VERSION_FIELD))
+    const version = found?.[1]
+    return { value: found?.[0] ?? undefined, version: version === null || version === undefined ? 0 : Number(version) }
+  }
+
+  async setField (
+    key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number
+  ): Promise<boolean> {
+    const version = ifVersion === undefined ? '' : String(ifVersion)
+    return (await this.client.eval(SET_FIELD, 1, key, field, value, ttlMsOf(ttlMs), maxFields, version)) === 1
   }
 
   async deleteField (key: string, field: string): Promise<boolean> {
     return (await wrongTypeIsMissing(this.client.hdel(key, field))) === 1
+  }
+
+  async fields (key: string): Promise<string[]> {
+    const names = (await wrongTypeIsMissing(this.client.hkeys(key))) ?? []
+    return names.filter((name) => name !== VERSION_FIELD)
   }
 
   private masters (): Redis[] {
@@ -117,16 +176,19 @@ export class RedisStore implements CacheStore {
     const found: StoreKeyInfo[] = []
     for (const node of this.masters()) {
       for await (const keys of node.scanStream({ match: escapeGlob(prefix) + '*', count: 500 })) {
-        const batch = (keys as string[]).slice(0, limit - found.length)
+        const batch = keys as string[]
         if (batch.length === 0) continue
         const pipeline = node.pipeline()
-        for (const key of batch) pipeline.pttl(key).type(key)
+        for (const key of batch) pipeline.pttl(key).type(key).hlen(key).hexists(key, VERSION_FIELD)
         const results = (await pipeline.exec()) ?? []
-        for (let i = 0; i < batch.length; i++) {
-          const ttlMs = results[i * 2]?.[1] as number
-          if (ttlMs === -2) continue // expired between SCAN and PTTL
-          const info: StoreKeyInfo = { key: batch[i] as string, ttlMs }
-          if (results[i * 2 + 1]?.[1] === 'hash') info.variants = await node.hlen(info.key)
+        for (let i = 0; i < batch.length && found.length < limit; i++) {
+          const [ttl, type, length, versioned] = results.slice(i * 4, i * 4 + 4).map((result) => result[1])
+          if (ttl === -2) continue // expired between SCAN and PTTL
+          const info: StoreKeyInfo = { key: batch[i] as string, ttlMs: ttl as number }
+          if (type === 'hash') {
+            info.variants = (length as number) - (versioned as number)
+            if (info.variants === 0) continue // a tombstone holds no data
+          }
           found.push(info)
         }
         if (found.length >= limit) return found

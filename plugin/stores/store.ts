@@ -1,33 +1,51 @@
 /**
- * The storage interface. Every key it sees already carries the plugin's prefix.
+ * The storage interface. Every key it sees already carries the plugin's prefix. Times are milliseconds.
  *
  * Plain keys hold one value. "Field" keys hold a small map of variants under one key: a page's query-string and
- * `vary` variants, or a memoized function's argument lists. Deleting the key drops every variant at once, which is
- * how `delete('view/<path>')` purges all of a path (Flask-Caching's issue #243).
+ * `vary` variants, a memoized function's argument lists, or a tag's members. Deleting the key drops every variant at
+ * once, which is how `delete('view/<path>')` purges all of a path (Flask-Caching's issue #243).
  *
- * Times are milliseconds. Reading a key that holds the other shape resolves `undefined`; writing replaces it.
+ * A delete leaves a short-lived tombstone that carries a version number. `getField` returns the version it saw and
+ * `setField(…, ifVersion)` refuses to write when a delete ran since: a page computed from data older than a purge is
+ * never stored, even when another process did the purge.
+ *
+ * Reading a key that holds the other shape resolves as missing; writing replaces it.
  */
 export interface CacheStore {
   get (key: string): Promise<Buffer | undefined>
   set (key: string, value: Buffer, ttlMs: number): Promise<void>
-  /** Sets only when the key is absent. Resolves whether it was set. */
+  /** Sets only when the key is absent (a tombstone counts as absent). Resolves whether it was set. */
   add (key: string, value: Buffer, ttlMs: number): Promise<boolean>
   has (key: string): Promise<boolean>
-  /** Resolves how many keys existed. */
-  delete (keys: string[]): Promise<number>
-  getField (key: string, field: string): Promise<Buffer | undefined>
   /**
-   * Stores one variant. The key lives at least `ttlMs` from now. When the key would hold more than `maxFields`
-   * variants, the older ones are dropped so that one path cannot grow without bound.
+   * Removes the keys, each leaving a tombstone for `tombstoneMs` (0: none) that bumps its version.
+   * Resolves how many held data.
    */
-  setField (key: string, field: string, value: Buffer, ttlMs: number, maxFields: number): Promise<void>
+  delete (keys: string[], tombstoneMs: number): Promise<number>
+  /** Deletes the key only while it holds exactly `value`: releases a lock that is still ours. */
+  deleteIfEquals (key: string, value: Buffer): Promise<boolean>
+  getField (key: string, field: string): Promise<FieldRead>
+  /**
+   * Stores one variant; the key then lives at least `ttlMs`. A key that would hold more than `maxFields` variants
+   * starts over (0: no bound). With `ifVersion`, writes only if the key's version still is that one, and resolves
+   * whether it wrote.
+   */
+  setField (key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number): Promise<boolean>
   deleteField (key: string, field: string): Promise<boolean>
+  /** The variant names of a field key. */
+  fields (key: string): Promise<string[]>
   /** Removes every key that starts with `prefix`, and nothing else. Resolves how many. */
   clear (prefix: string): Promise<number>
-  /** Optional: up to `limit` keys under `prefix` with their remaining time to live (-1: none). */
+  /** Optional: up to `limit` keys holding data under `prefix`, with their remaining time to live (-1: none). */
   list? (prefix: string, limit: number): Promise<StoreKeyInfo[]>
   /** Optional: called on close, for stores that own a connection. */
   close? (): Promise<void>
+}
+
+export interface FieldRead {
+  value: Buffer | undefined
+  /** 0 until the key is first deleted; bumped by every delete. */
+  version: number
 }
 
 export interface StoreKeyInfo {
@@ -38,5 +56,9 @@ export interface StoreKeyInfo {
 }
 
 export const REQUIRED_STORE_METHODS = [
-  'get', 'set', 'add', 'has', 'delete', 'getField', 'setField', 'deleteField', 'clear'
+  'get', 'set', 'add', 'has', 'delete', 'deleteIfEquals', 'getField', 'setField', 'deleteField', 'fields', 'clear'
 ] as const
+
+/** The field that holds a key's version. Variant names (base64url, or '') and tag members (prefixed keys) never
+ * contain a space, so they cannot collide with it. */
+export const VERSION_FIELD = ' version'

@@ -41,7 +41,7 @@ export function runStoreContract (
       await sleep(150)
       t.equal(await store.get(k('short')), undefined)
       t.equal(await store.has(k('short')), false)
-      t.equal(await store.getField(k('short-fields'), 'f'), undefined)
+      t.equal((await store.getField(k('short-fields'), 'f')).value, undefined)
     })
 
     t.test('add sets only when absent', async (t) => {
@@ -54,48 +54,48 @@ export function runStoreContract (
       await store.set(k('d1'), bytes('1'), 10_000)
       await store.set(k('d2'), bytes('2'), 10_000)
       await store.setField(k('d3'), 'a', bytes('3'), 10_000, 10)
-      t.equal(await store.delete([k('d1'), k('d2'), k('d3'), k('never')]), 3)
+      t.equal(await store.delete([k('d1'), k('d2'), k('d3'), k('never')], 0), 3)
       t.equal(await store.get(k('d1')), undefined)
-      t.equal(await store.getField(k('d3'), 'a'), undefined)
-      t.equal(await store.delete([]), 0)
+      t.equal((await store.getField(k('d3'), 'a')).value, undefined)
+      t.equal(await store.delete([], 0), 0)
     })
 
     t.test('fields: variants under one key, deleted together', async (t) => {
       await store.setField(k('page'), '', bytes('plain'), 10_000, 10)
       await store.setField(k('page'), 'v1', bytes('variant one'), 10_000, 10)
-      t.equal((await store.getField(k('page'), ''))?.toString(), 'plain')
-      t.equal((await store.getField(k('page'), 'v1'))?.toString(), 'variant one')
-      t.equal(await store.getField(k('page'), 'v2'), undefined)
+      t.equal((await store.getField(k('page'), '')).value?.toString(), 'plain')
+      t.equal((await store.getField(k('page'), 'v1')).value?.toString(), 'variant one')
+      t.equal((await store.getField(k('page'), 'v2')).value, undefined)
       t.equal(await store.has(k('page')), true)
       t.equal(await store.deleteField(k('page'), 'v1'), true)
       t.equal(await store.deleteField(k('page'), 'v1'), false)
-      t.equal(await store.getField(k('page'), 'v1'), undefined)
-      t.equal((await store.getField(k('page'), ''))?.toString(), 'plain')
-      t.equal(await store.delete([k('page')]), 1)
-      t.equal(await store.getField(k('page'), ''), undefined)
+      t.equal((await store.getField(k('page'), 'v1')).value, undefined)
+      t.equal((await store.getField(k('page'), '')).value?.toString(), 'plain')
+      t.equal(await store.delete([k('page')], 0), 1)
+      t.equal((await store.getField(k('page'), '')).value, undefined)
     })
 
     t.test('a field never shortens the life of its key', async (t) => {
       await store.setField(k('life'), 'long', bytes('L'), 400, 10)
       await store.setField(k('life'), 'short', bytes('S'), 50, 10)
       await sleep(120)
-      t.equal((await store.getField(k('life'), 'long'))?.toString(), 'L')
+      t.equal((await store.getField(k('life'), 'long')).value?.toString(), 'L')
     })
 
     t.test('a key that collects more than maxFields variants starts over', async (t) => {
       for (let i = 0; i < 5; i++) await store.setField(k('many'), `v${i}`, bytes(String(i)), 10_000, 3)
-      const kept = await Promise.all([0, 1, 2, 3, 4].map(async (i) => await store.getField(k('many'), `v${i}`)))
+      const kept = await Promise.all([0, 1, 2, 3, 4].map(async (i) => (await store.getField(k('many'), `v${i}`)).value))
       const present = kept.filter((value) => value !== undefined).length
       t.ok(present <= 3, `at most 3 variants kept, got ${present}`)
-      t.equal((await store.getField(k('many'), 'v4'))?.toString(), '4', 'the newest variant is kept')
+      t.equal((await store.getField(k('many'), 'v4')).value?.toString(), '4', 'the newest variant is kept')
     })
 
     t.test('the other shape reads as missing and is replaced on write', async (t) => {
       await store.set(k('plain'), bytes('value'), 10_000)
-      t.equal(await store.getField(k('plain'), ''), undefined)
+      t.equal((await store.getField(k('plain'), '')).value, undefined)
       t.equal(await store.deleteField(k('plain'), ''), false)
       await store.setField(k('plain'), '', bytes('page'), 10_000, 10)
-      t.equal((await store.getField(k('plain'), ''))?.toString(), 'page')
+      t.equal((await store.getField(k('plain'), '')).value?.toString(), 'page')
       t.equal(await store.get(k('plain')), undefined)
     })
 
@@ -111,9 +111,57 @@ export function runStoreContract (
       t.equal((await store.get(k('c1')))?.toString(), '1', 'a literal * in a prefix matches only itself')
       t.ok(await store.clear(prefix) >= 2)
       t.equal(await store.get(k('c1')), undefined)
-      t.equal(await store.getField(k('c2'), 'f'), undefined)
+      t.equal((await store.getField(k('c2'), 'f')).value, undefined)
       t.equal((await store.get(other + 'keep'))?.toString(), 'keep')
-      await store.delete([other + 'keep'])
+      await store.delete([other + 'keep'], 0)
+    })
+
+    t.test('a delete leaves a tombstone whose version refuses writes computed before it', async (t) => {
+      t.same(await store.getField(k('versioned'), ''), { value: undefined, version: 0 })
+      t.equal(await store.setField(k('versioned'), '', bytes('v0'), 10_000, 10, 0), true, 'the version read is current')
+      const before = await store.getField(k('versioned'), '')
+      t.equal(before.value?.toString(), 'v0')
+      t.equal(await store.delete([k('versioned')], 10_000), 1)
+      const after = await store.getField(k('versioned'), '')
+      t.equal(after.value, undefined)
+      t.ok(after.version > before.version, 'the version moved on')
+      t.equal(await store.setField(k('versioned'), '', bytes('stale'), 10_000, 10, before.version), false, 'a stale write is refused')
+      t.equal((await store.getField(k('versioned'), '')).value, undefined)
+      t.equal(await store.setField(k('versioned'), '', bytes('fresh'), 10_000, 10, after.version), true)
+      t.equal((await store.getField(k('versioned'), '')).value?.toString(), 'fresh')
+      t.equal(await store.setField(k('versioned'), 'x', bytes('unchecked'), 10_000, 10), true, 'no version: always written')
+
+      t.equal(await store.delete([k('never-existed')], 10_000), 0, 'a delete of nothing holds nothing')
+      t.equal(await store.setField(k('never-existed'), '', bytes('stale'), 10_000, 10, 0), false,
+        'but it still refuses a write computed before it')
+      t.equal(await store.has(k('never-existed')), false, 'a tombstone is not an entry')
+      t.same(await store.fields(k('never-existed')), [])
+      t.equal(await store.add(k('never-existed'), bytes('added'), 10_000), true, 'add treats a tombstone as absent')
+      t.equal((await store.get(k('never-existed')))?.toString(), 'added')
+
+      await store.setField(k('keeps-version'), 'a', bytes('1'), 10_000, 2)
+      await store.delete([k('keeps-version')], 10_000)
+      const version = (await store.getField(k('keeps-version'), 'a')).version
+      for (const field of ['a', 'b', 'c']) await store.setField(k('keeps-version'), field, bytes(field), 10_000, 2)
+      t.equal((await store.getField(k('keeps-version'), 'c')).version, version, 'starting over keeps the version')
+    })
+
+    t.test('fields lists the variants of a key', async (t) => {
+      await store.setField(k('index'), 'm1', bytes(''), 10_000, 0)
+      await store.setField(k('index'), 'm2', bytes(''), 10_000, 0)
+      t.same((await store.fields(k('index'))).sort(), ['m1', 'm2'])
+      t.same(await store.fields(k('no-such-index')), [])
+      await store.set(k('plain-for-fields'), bytes('x'), 10_000)
+      t.same(await store.fields(k('plain-for-fields')), [])
+    })
+
+    t.test('deleteIfEquals releases only a lock that still holds our token', async (t) => {
+      await store.set(k('lock'), bytes('token-a'), 10_000)
+      t.equal(await store.deleteIfEquals(k('lock'), bytes('token-b')), false)
+      t.equal((await store.get(k('lock')))?.toString(), 'token-a')
+      t.equal(await store.deleteIfEquals(k('lock'), bytes('token-a')), true)
+      t.equal(await store.get(k('lock')), undefined)
+      t.equal(await store.deleteIfEquals(k('lock'), bytes('token-a')), false)
     })
 
     t.test('list shows keys under the prefix with their ttl', async (t) => {
@@ -129,6 +177,8 @@ export function runStoreContract (
       t.equal(l2?.variants, 2)
       t.ok(listed.every((info) => info.key.startsWith(prefix)))
       t.equal((await store.list!(prefix, 1)).length, 1, 'limit is honoured')
+      await store.delete([k('l1')], 10_000)
+      t.notOk((await store.list!(prefix, 100)).some((info) => info.key === k('l1')), 'tombstones are not listed')
       await store.clear(prefix)
     })
   })

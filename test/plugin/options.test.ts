@@ -55,7 +55,7 @@ for (const [option, input] of badPluginOptions) {
 t.test('the error names the option and the Flask-Caching equivalent', async (t) => {
   t.throws(() => normalizeOptions({ timeout: 1 } as never), /invalid option "timeout".*"timeout" is "ttl"/)
   t.throws(() => normalizeOptions({ defaultTtl: -5 }), /defaultTtl.*-5/)
-  t.throws(() => normalizeOptions({ store: { get () {} } } as never), /missing: set, add, has/)
+  t.throws(() => normalizeOptions({ store: { get () {} } } as never), /missing: set, add, has, delete, deleteIfEquals/)
 })
 
 const badRouteOptions: Array<[string, unknown]> = [
@@ -113,10 +113,12 @@ t.test('a custom store is accepted by its method names, and used', async (t) => 
     set: async (key: string, value: Buffer, ttl: number) => await memory.set(key, value, ttl),
     add: async (key: string, value: Buffer, ttl: number) => await memory.add(key, value, ttl),
     has: async (key: string) => await memory.has(key),
-    delete: async (keys: string[]) => await memory.delete(keys),
+    delete: async (keys: string[], tombstoneMs: number) => await memory.delete(keys, tombstoneMs),
+    deleteIfEquals: async (key: string, value: Buffer) => await memory.deleteIfEquals(key, value),
     getField: async (key: string, field: string) => { gets++; return await memory.getField(key, field) },
-    setField: async (key: string, field: string, value: Buffer, ttl: number, max: number) =>
-      await memory.setField(key, field, value, ttl, max),
+    setField: async (key: string, field: string, value: Buffer, ttl: number, max: number, ifVersion?: number) =>
+      await memory.setField(key, field, value, ttl, max, ifVersion),
+    fields: async (key: string) => await memory.fields(key),
     deleteField: async (key: string, field: string) => await memory.deleteField(key, field),
     clear: async (prefix: string) => await memory.clear(prefix)
   }

@@ -38,5 +38,5 @@ t.test('RedisStore.delete on many keys in one call', async (t) => {
   const store = new RedisStore(client)
   const keys = Array.from({ length: 20 }, (_, i) => `${redis.prefix}many-${i}`)
   for (const key of keys) await store.set(key, Buffer.from('x'), 10_000)
-  t.equal(await store.delete(keys), 20)
+  t.equal(await store.delete(keys, 0), 20)
 })
