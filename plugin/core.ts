@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import { decodePage, type PageEntry } from './entry.js'
+import { decodePage, freshForMs, type PageEntry } from './entry.js'
 import { CircuitBreaker, RateLimitedLog, withTimeout, type BreakerState } from './guard.js'
 import type { NormalizedOptions } from './options.js'
 import { toStoreKey } from './key.js'
@@ -8,6 +9,9 @@ import type { CacheStore, FieldRead } from './stores/store.js'
 
 /** Reserved logical namespaces under the prefix. */
 export const TAG_NAMESPACE = '__tags/'
+export const LOCK_NAMESPACE = '__lock/'
+const FLEET_POLL_FIRST_MS = 10
+const FLEET_POLL_MAX_MS = 200
 const EMPTY = Buffer.alloc(0)
 
 export interface CacheStats {
@@ -203,6 +207,57 @@ export class CacheCore {
     if (this.flights.get(id) === flight) this.flights.delete(id)
     flight.failed = failed
     flight.resolve(entry)
+  }
+
+  lockKey (flightId: string): string {
+    return this.prefix + LOCK_NAMESPACE + createHash('sha256').update(flightId).digest('base64url')
+  }
+
+  /**
+   * Tries to take the fleet-wide lock of a cold page (SET NX PX with a random token). `held`: another process
+   * computes it. Neither token nor held: the store cannot say, so compute without a lock.
+   */
+  async acquireLock (flightId: string, log?: FastifyBaseLogger): Promise<{ token?: Buffer, held: boolean }> {
+    const token = randomBytes(16)
+    const taken = await this.failOpen('lock',
+      () => this.store.add(this.lockKey(flightId), token, this.options.lockTimeoutMs), this.options.lookupTimeoutMs, log)
+    if (taken === undefined) return { held: false }
+    return taken ? { token, held: false } : { held: true }
+  }
+
+  /** Releases the lock if it is still ours; one that expired and was taken by another process is left alone. */
+  releaseLock (flightId: string, token: Buffer, log?: FastifyBaseLogger): void {
+    this.failOpen('unlock', () => this.store.deleteIfEquals(this.lockKey(flightId), token), undefined, log)
+      .catch(() => {})
+  }
+
+  /**
+   * Waits for the process holding a page's lock to store it: polls with backoff until a fresh entry appears, the lock
+   * goes away, or `lockTimeoutMs` passes. Undefined means: compute it here.
+   */
+  async awaitFleet (storeKey: string, variant: string, flightId: string, log: FastifyBaseLogger): Promise<PageEntry | undefined> {
+    const deadline = Date.now() + this.options.lockTimeoutMs
+    const lockKey = this.lockKey(flightId)
+    let delay = FLEET_POLL_FIRST_MS
+    let lastLook = false
+    while (Date.now() < deadline) {
+      await sleep(delay)
+      delay = Math.min(delay * 1.5, FLEET_POLL_MAX_MS)
+      const [read, locked] = await Promise.all([
+        this.failOpen('lookup', () => this.store.getField(storeKey, variant), this.options.lookupTimeoutMs, log),
+        this.failOpen('lock', () => this.store.has(lockKey), this.options.lookupTimeoutMs, log)
+      ])
+      if (read === undefined || locked === undefined) return undefined
+      const entry = read.value === undefined ? undefined : this.readPage(read.value, log)
+      if (entry !== undefined && freshForMs(entry, Date.now()) > 0) return entry
+      // The holder writes before it releases; one more look catches a write that landed between our two reads.
+      if (!locked) {
+        if (lastLook) return undefined
+        lastLook = true
+        delay = 0
+      }
+    }
+    return undefined
   }
 
   /** Waits for another request's computation, up to `lockTimeoutMs`; undefined when it stored nothing. */

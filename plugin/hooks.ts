@@ -22,6 +22,8 @@ interface PendingStore {
   version: number | undefined
   /** The last good response, still within `grace`: served if the handler fails. */
   stale: PageEntry | undefined
+  /** The fleet-wide lock this request holds while it computes the page. */
+  lockToken: Buffer | undefined
 }
 
 declare module 'fastify' {
@@ -134,7 +136,10 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     return reply.send(entry.body)
   }
 
-  /** Refreshes a stale page once, in the background, through the app itself, as an anonymous GET of the same URL. */
+  /**
+   * Refreshes a stale page once across the fleet, in the background, through the app itself: an anonymous GET of the
+   * same URL with the same headers, minus the visitor's own.
+   */
   function revalidate (request: FastifyRequest, flightId: string): void {
     if (core.revalidating.has(flightId) || core.flights.has(flightId)) return
     core.revalidating.add(flightId)
@@ -144,7 +149,16 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       if (value !== undefined && !PRIVATE_REQUEST_HEADERS.has(name)) headers[name] = value
     }
     headers[REVALIDATE_HEADER] = core.revalidateToken
-    request.server.inject({ method: 'GET', url: request.url, headers })
+    const refresh = async (): Promise<void> => {
+      const lock = await core.acquireLock(flightId, request.log)
+      if (lock.held) return // another process is refreshing it
+      try {
+        await request.server.inject({ method: 'GET', url: request.url, headers })
+      } finally {
+        if (lock.token !== undefined) core.releaseLock(flightId, lock.token, request.log)
+      }
+    }
+    refresh()
       .catch((err: unknown) => core.warn(request.log, 'revalidate', err, 'fastify-cache: background refresh failed'))
       .finally(() => core.revalidating.delete(flightId))
   }
@@ -206,22 +220,38 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         flight = next
       }
     }
-    core.counters.misses++
     // HEAD never writes: its body is dropped before onSend sees it. A request with unkeyed query parameters
     // may read the keyed variant but never write it, so it cannot poison it.
     if (method !== 'GET' || !key.storable) {
+      core.counters.misses++
       reply.header('x-cache', 'BYPASS')
       return
     }
-    const leads = !core.flights.has(flightId)
+    const flight = core.flights.has(flightId) ? undefined : core.startFlight(flightId)
+    let lockToken: Buffer | undefined
+    if (flight !== undefined && !force && core.options.singleFlight === 'fleet') {
+      const lock = await core.acquireLock(flightId, request.log)
+      if (lock.held) {
+        const entry = await core.awaitFleet(key.storeKey, key.variant, flightId, request.log)
+        if (entry !== undefined) {
+          core.counters.hits++
+          core.counters.coalesced++
+          core.endFlight(flightId, flight, entry, false)
+          return serve(request, reply, entry, 'HIT')
+        }
+      }
+      lockToken = lock.token
+    }
+    core.counters.misses++
     request[kCacheState] = {
       storeKey: key.storeKey,
       variant: key.variant,
       flightId,
-      flight: leads ? core.startFlight(flightId) : undefined,
+      flight,
       generation: core.generation,
       version,
-      stale
+      stale,
+      lockToken
     }
   }
 
@@ -301,6 +331,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       if (pending.flight !== undefined) {
         core.endFlight(pending.flightId, pending.flight, entry, failed)
       }
+      // After the write was issued, so a process that sees the lock gone finds the page.
+      if (pending.lockToken !== undefined) core.releaseLock(pending.flightId, pending.lockToken, request.log)
     }
   }
 

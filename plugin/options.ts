@@ -53,6 +53,11 @@ export interface FastifyCacheOptions {
   lockTimeoutMs?: number
   errorLogIntervalMs?: number
   tombstoneMs?: number
+  /**
+   * 'fleet' (default): a cold page is computed once across every process sharing the store, behind a short lock.
+   * 'process': once per process.
+   */
+  singleFlight?: 'fleet' | 'process'
   /** 0 turns the sweep off. */
   tagPruneIntervalMs?: number
 }
@@ -72,6 +77,7 @@ export interface NormalizedOptions {
   lockTimeoutMs: number
   errorLogIntervalMs: number
   tombstoneMs: number
+  singleFlight: 'fleet' | 'process'
   tagPruneIntervalMs: number
 }
 
@@ -122,7 +128,7 @@ export interface NormalizedRouteOptions {
 
 const PLUGIN_OPTION_NAMES = new Set<string>([
   'prefix', 'defaultTtl', 'store', 'redis', 'lookupTimeoutMs', 'operationTimeoutMs', 'breaker', 'maxBodyBytes', 'maxVariants', 'memory',
-  'lockTimeoutMs', 'errorLogIntervalMs', 'tombstoneMs', 'tagPruneIntervalMs'
+  'lockTimeoutMs', 'errorLogIntervalMs', 'tombstoneMs', 'tagPruneIntervalMs', 'singleFlight'
 ])
 
 const ROUTE_OPTION_NAMES = new Set<string>([
@@ -163,6 +169,14 @@ function positiveNumber (value: unknown, option: string, fallback: number, { int
     throw invalidOption(option, `expected a positive ${integer ? 'integer' : 'number'}, got ${describe(value)}`)
   }
   return value
+}
+
+function oneOf<T extends string> (value: unknown, option: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (!allowed.includes(value as T)) {
+    throw invalidOption(option, `expected one of ${allowed.map((name) => `'${name}'`).join(', ')}, got ${describe(value)}`)
+  }
+  return value as T
 }
 
 function nonNegativeSeconds (value: unknown, option: string): number {
@@ -266,6 +280,7 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
     lockTimeoutMs: positiveNumber(options.lockTimeoutMs, 'lockTimeoutMs', DEFAULT_LOCK_TIMEOUT_MS),
     errorLogIntervalMs: positiveNumber(options.errorLogIntervalMs, 'errorLogIntervalMs', DEFAULT_ERROR_LOG_INTERVAL_MS),
     tombstoneMs: positiveNumber(options.tombstoneMs, 'tombstoneMs', DEFAULT_TOMBSTONE_MS),
+    singleFlight: oneOf(options.singleFlight, 'singleFlight', ['fleet', 'process'] as const, 'fleet'),
     tagPruneIntervalMs: options.tagPruneIntervalMs === 0
       ? 0
       : positiveNumber(options.tagPruneIntervalMs, 'tagPruneIntervalMs', DEFAULT_TAG_PRUNE_INTERVAL_MS)

@@ -1,0 +1,122 @@
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createHash } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import { build } from '../helpers/app.js'
+import { startRedis } from '../helpers/redis.js'
+
+const redis = await startRedis()
+const client = new Redis(redis.url)
+t.teardown(async () => {
+  await client.quit()
+  await redis.stop()
+})
+
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+t.test('two instances, 200 concurrent cold requests: the handler runs once across both', async (t) => {
+  const prefix = `${redis.prefix}fleet-a:`
+  const apps = [await build(t, { redis, cache: { prefix } }), await build(t, { redis, cache: { prefix } })]
+  let runs = 0
+  for (const app of apps) {
+    app.get('/cold', { config: { cache: true } }, async () => {
+      runs++
+      await sleep(150)
+      return 'once'
+    })
+    await app.ready()
+  }
+  const responses = await Promise.all(Array.from({ length: 200 }, async (_, i) => await apps[i % 2]!.inject('/cold')))
+  t.equal(runs, 1, 'one handler run for the fleet')
+  t.ok(responses.every((response) => response.statusCode === 200 && response.body === 'once'))
+  t.equal(responses.filter((response) => response.headers['x-cache'] === 'MISS').length, 1)
+  await sleep(50)
+  const [, locks] = await client.scan(0, 'MATCH', `${apps[0]!.cache.prefix}__lock/*`, 'COUNT', 10_000)
+  t.same(locks, [], 'the lock was released')
+})
+
+t.test("singleFlight: 'process' runs once per process", async (t) => {
+  const prefix = `${redis.prefix}fleet-b:`
+  const apps = [
+    await build(t, { redis, cache: { prefix, singleFlight: 'process' } }),
+    await build(t, { redis, cache: { prefix, singleFlight: 'process' } })
+  ]
+  let runs = 0
+  for (const app of apps) {
+    app.get('/cold', { config: { cache: true } }, async () => {
+      runs++
+      await sleep(100)
+      return 'per process'
+    })
+    await app.ready()
+  }
+  await Promise.all(Array.from({ length: 100 }, async (_, i) => await apps[i % 2]!.inject('/cold')))
+  t.equal(runs, 2)
+})
+
+t.test('a lock left by a crashed process expires, and the page is then computed', async (t) => {
+  const app = await build(t, { redis, cache: { lockTimeoutMs: 300 } })
+  let runs = 0
+  app.get('/orphan', { config: { cache: true } }, async () => `run ${++runs}`)
+  const flightId = app.cache.prefix + 'view//orphan\n'
+  const lockKey = app.cache.prefix + '__lock/' + createHash('sha256').update(flightId).digest('base64url')
+  await client.set(lockKey, 'crashed-process-token', 'PX', 300)
+  const response = await app.inject('/orphan')
+  t.equal(response.statusCode, 200)
+  t.equal(response.body, 'run 1')
+  t.equal(response.headers['x-cache'], 'MISS')
+  t.equal(await client.get(lockKey), null, 'the orphaned lock is gone')
+  t.equal((await app.inject('/orphan')).headers['x-cache'], 'HIT')
+})
+
+t.test('a lock holder that fails releases the others, who compute', async (t) => {
+  const prefix = `${redis.prefix}fleet-c:`
+  const apps = [await build(t, { redis, cache: { prefix } }), await build(t, { redis, cache: { prefix } })]
+  let runs = 0
+  for (const app of apps) {
+    app.get('/fails-first', { config: { cache: true } }, async () => {
+      runs++
+      await sleep(80)
+      if (runs === 1) throw new Error('first run fails')
+      return 'second run works'
+    })
+    await app.ready()
+  }
+  const responses = await Promise.all(Array.from({ length: 40 }, async (_, i) => await apps[i % 2]!.inject('/fails-first')))
+  t.equal(responses.filter((response) => response.statusCode === 500).length, 1)
+  t.ok(responses.filter((response) => response.statusCode === 200).every((response) => response.body === 'second run works'))
+  t.ok(runs <= 3, `the failure did not start a stampede (${runs} runs)`)
+})
+
+async function startProcess (prefix: string): Promise<{ child: ChildProcess, port: number }> {
+  const script = fileURLToPath(new URL('../helpers/fleet-server.ts', import.meta.url))
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, REDIS_URL: redis.url, CACHE_PREFIX: prefix },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const [chunk] = await once(child.stdout!, 'data') as [Buffer]
+  return { child, port: Number(chunk.toString().trim()) }
+}
+
+t.test('two real processes, 200 concurrent cold requests over HTTP: one handler run', async (t) => {
+  const prefix = `${redis.prefix}fleet-d:`
+  const processes = await Promise.all([startProcess(prefix), startProcess(prefix)])
+  t.teardown(async () => {
+    for (const { child } of processes) {
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      await exited
+    }
+  })
+  const responses = await Promise.all(Array.from({ length: 200 }, async (_, i) => {
+    const response = await fetch(`http://127.0.0.1:${processes[i % 2]!.port}/cold`)
+    return { status: response.status, cache: response.headers.get('x-cache'), body: await response.text() }
+  }))
+  t.ok(responses.every((response) => response.status === 200 && response.body === '<h1>computed once for the fleet</h1>'))
+  const runs = await Promise.all(processes.map(async ({ port }) =>
+    ((await (await fetch(`http://127.0.0.1:${port}/runs`)).json()) as { handlerRuns: number }).handlerRuns))
+  t.equal(runs[0]! + runs[1]!, 1, `one handler run across both processes (${runs.join(' + ')})`)
+  t.equal(responses.filter((response) => response.cache === 'MISS').length, 1)
+})
