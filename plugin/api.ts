@@ -193,12 +193,7 @@ export class FastifyCache {
 
   /** Removes every key under the plugin's prefix and nothing else (SCAN + UNLINK). Resolves how many. */
   async clear (): Promise<number> {
-    this.#core.invalidated()
-    try {
-      return await coded('clear', this.#core.store.clear(this.#core.prefix))
-    } finally {
-      this.#core.invalidated()
-    }
+    return await coded('clear', this.#core.clear())
   }
 
   /** Up to `limit` cached keys with their remaining time, for dashboards. Empty when the store cannot list. */
@@ -296,7 +291,7 @@ export class FastifyCache {
     if (name === undefined) throw new FST_CACHE_INVALID_KEY('deleteMemoized: this function was not memoized by this cache')
     const storeKey = this.#storeKey(MEMOIZE_PREFIX + name)
     if (args.length === 0) return (await this.#call('deleteMemoized', this.#core.purge([storeKey]))) > 0
-    this.#core.invalidated()
+    this.#core.invalidated([])
     return await this.#call('deleteMemoized', this.#core.store.deleteField(storeKey, argumentsVariant(args)))
   }
 

@@ -6,6 +6,7 @@ import { CircuitBreaker, RateLimitedLog, withTimeout, type BreakerState } from '
 import type { NormalizedOptions } from './options.js'
 import { toStoreKey } from './key.js'
 import type { CacheStore, FieldRead } from './stores/store.js'
+import type { BusMessage, BusStats, InvalidationBus, LocalTier } from './tiers.js'
 
 /** Reserved logical namespaces under the prefix. */
 export const TAG_NAMESPACE = '__tags/'
@@ -33,7 +34,11 @@ export interface CacheStats {
   writes: number
   /** Lookups and writes skipped because the breaker was open. */
   skipped: number
+  /** Hits served from the in-process tier, without a store round trip. */
+  l1Hits: number
   breaker: BreakerState
+  /** The invalidation bus, when on. */
+  bus?: BusStats
 }
 
 export interface Flight {
@@ -51,7 +56,14 @@ export class CacheCore {
   readonly store: CacheStore
   readonly options: NormalizedOptions
   readonly prefix: string
-  readonly counters = { hits: 0, misses: 0, bypasses: 0, stale: 0, errors: 0, coalesced: 0, writes: 0, skipped: 0 }
+  readonly counters = {
+    hits: 0, misses: 0, bypasses: 0, stale: 0, errors: 0, coalesced: 0, writes: 0, skipped: 0, l1Hits: 0
+  }
+
+  /** The in-process tier, when `l1` is on. */
+  l1: LocalTier | undefined
+  /** The invalidation bus, when `bus` is on. */
+  bus: InvalidationBus | undefined
   /** Pages being refreshed in the background after a stale hit, so each is refreshed once. */
   readonly revalidating = new Set<string>()
   /** Marks this process's own background refresh requests; unguessable, so a client cannot forge one. */
@@ -77,7 +89,11 @@ export class CacheCore {
 
   stats (): CacheStats {
     const { hits, misses } = this.counters
-    return { ...this.counters, hitRatio: hits + misses === 0 ? 0 : hits / (hits + misses), breaker: this.breaker.state }
+    const stats: CacheStats = {
+      ...this.counters, hitRatio: hits + misses === 0 ? 0 : hits / (hits + misses), breaker: this.breaker.state
+    }
+    if (this.bus !== undefined) stats.bus = this.bus.stats
+    return stats
   }
 
   warn (log: FastifyBaseLogger | undefined, kind: string, err: unknown, message: string): void {
@@ -160,12 +176,31 @@ export class CacheCore {
    * after it, here or in another process. Rejects when the store fails.
    */
   async purge (storeKeys: string[]): Promise<number> {
-    this.invalidated()
+    this.invalidated(storeKeys)
     try {
-      return await this.store.delete(storeKeys, this.options.tombstoneMs)
+      const held = await this.store.delete(storeKeys, this.options.tombstoneMs)
+      await this.bus?.publish({ keys: storeKeys })
+      return held
     } finally {
-      this.invalidated()
+      this.invalidated(storeKeys)
     }
+  }
+
+  /** Removes everything under the prefix, here and (with the bus) from every instance's L1. */
+  async clear (): Promise<number> {
+    this.invalidated(undefined)
+    try {
+      const removed = await this.store.clear(this.prefix)
+      await this.bus?.publish({ all: true })
+      return removed
+    } finally {
+      this.invalidated(undefined)
+    }
+  }
+
+  /** Another instance purged: drop our copies and keep responses computed before it out of the cache. */
+  received (message: BusMessage): void {
+    this.invalidated(message.all === true ? undefined : message.keys ?? [])
   }
 
   /** Purges every entry carrying any of the tags, with every variant, and the tags' indexes. */
@@ -271,10 +306,15 @@ export class CacheCore {
     }
   }
 
-  /** After a delete or clear: nothing computed or looked up before it may be stored or shared after it. */
-  invalidated (): void {
+  /**
+   * After a delete or clear: nothing computed or looked up before it may be stored or shared after it, and L1 drops
+   * the keys (all of it when `storeKeys` is undefined).
+   */
+  invalidated (storeKeys?: readonly string[]): void {
     this.generation++
     this.lookups.clear()
     this.flights.clear()
+    if (storeKeys === undefined) this.l1?.clear()
+    else this.l1?.deleteKeys(storeKeys)
   }
 }

@@ -186,6 +186,13 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     let version: number | undefined
     let stale: PageEntry | undefined
     if (!force) {
+      const local = core.l1?.get(flightId)
+      if (local !== undefined) {
+        core.counters.hits++
+        core.counters.l1Hits++
+        return serve(request, reply, local.entry, 'HIT')
+      }
+      const generation = core.generation
       const read = await core.lookupPage(key.storeKey, key.variant, request.log)
       version = read?.version
       const entry = read?.value === undefined ? undefined : core.readPage(read.value, request.log)
@@ -193,6 +200,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         const freshMs = freshForMs(entry, Date.now())
         if (freshMs > 0) {
           core.counters.hits++
+          // Not when a purge ran during the lookup: the entry may be what it removed.
+          if (generation === core.generation) core.l1?.set(flightId, entry, read?.version ?? 0)
           return serve(request, reply, entry, 'HIT')
         }
         if (-freshMs < route.staleWhileRevalidateMs) {
@@ -323,6 +332,7 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         if (pending.generation === core.generation) {
           core.writeVariant(pending.storeKey, pending.variant, encodePage(entry), entry.ttlMs + entry.staleMs,
             entry.tags, pending.version, request.log)
+          core.l1?.set(pending.flightId, entry, pending.version ?? 0)
         }
       }
       return captured.payload

@@ -5,6 +5,9 @@ import { FastifyCache } from './api.js'
 import { CacheCore } from './core.js'
 import { invalidOption } from './errors.js'
 import { withTimeout } from './guard.js'
+import { InvalidationBus, LocalTier } from './tiers.js'
+
+const BUS_CHANNEL = '__bus'
 import { kCacheState, routeHooks } from './hooks.js'
 import {
   normalizeOptions, normalizeRouteOptions, type FastifyCacheOptions, type NormalizedOptions, type RedisClient,
@@ -62,6 +65,25 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
   const { store, kind, owned } = resolveStore(fastify, options)
   const core = new CacheCore(store, options, fastify.log)
   const cache = new FastifyCache(core, kind)
+  if (options.l1 !== undefined) core.l1 = new LocalTier(options.l1)
+  if (options.bus) {
+    if (!(store instanceof RedisStore)) throw invalidOption('bus', 'needs the Redis store (pub/sub carries the purges)')
+    const bus = new InvalidationBus(store.client, options.prefix + BUS_CHANNEL, fastify.log,
+      (message) => core.received(message),
+      (connected) => {
+        // Purges published while we were not listening are lost: empty L1 and keep it off until we listen again.
+        if (core.l1 !== undefined) {
+          core.l1.enabled = connected
+          core.l1.clear()
+        }
+      })
+    core.bus = bus
+    if (core.l1 !== undefined) core.l1.enabled = false
+    // Registration does not wait on a Redis that is down: L1 stays off until the subscription is up.
+    await withTimeout(bus.start(), options.operationTimeoutMs, 'subscribe').catch((err: unknown) => {
+      fastify.log.warn({ err }, 'fastify-cache: the invalidation bus is not up yet; L1 stays off until it is')
+    })
+  }
 
   fastify.decorate('cache', cache)
   fastify.decorateRequest(kCacheState, null)
@@ -86,6 +108,7 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
 
   fastify.addHook('onClose', async () => {
     clearInterval(pruneTimer)
+    await core.bus?.close()
     await store.close?.()
     if (owned === undefined) return
     // QUIT waits for a reply that a dead or reconnecting server never sends.

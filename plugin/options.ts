@@ -22,6 +22,9 @@ export const DEFAULT_MEMORY_MAX_BYTES = 64 * 1024 * 1024
 export const DEFAULT_OPERATION_TIMEOUT_MS = 2_000
 /** How long concurrent requests wait for the one computing a cold key before computing themselves. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 10_000
+/** The in-process tier (`l1`): its size bound, and the longest it keeps a page. */
+export const DEFAULT_L1_MAX_BYTES = 32 * 1024 * 1024
+export const DEFAULT_L1_TTL_SECONDS = 60
 /** How long a delete's tombstone refuses writes computed before it. Longer than any handler should run. */
 export const DEFAULT_TOMBSTONE_MS = 60_000
 /** How often tag indexes are swept for members whose entry is gone. */
@@ -58,6 +61,10 @@ export interface FastifyCacheOptions {
    * 'process': once per process.
    */
   singleFlight?: 'fleet' | 'process'
+  /** Two tiers: decoded pages in process memory in front of the store. `true` for the defaults. */
+  l1?: boolean | { maxBytes?: number, ttl?: number }
+  /** Publish every delete, invalidateTags and clear on Redis pub/sub so that every instance drops its L1 copy. */
+  bus?: boolean
   /** 0 turns the sweep off. */
   tagPruneIntervalMs?: number
 }
@@ -78,6 +85,8 @@ export interface NormalizedOptions {
   errorLogIntervalMs: number
   tombstoneMs: number
   singleFlight: 'fleet' | 'process'
+  l1: { maxBytes: number, ttlMs: number } | undefined
+  bus: boolean
   tagPruneIntervalMs: number
 }
 
@@ -128,7 +137,7 @@ export interface NormalizedRouteOptions {
 
 const PLUGIN_OPTION_NAMES = new Set<string>([
   'prefix', 'defaultTtl', 'store', 'redis', 'lookupTimeoutMs', 'operationTimeoutMs', 'breaker', 'maxBodyBytes', 'maxVariants', 'memory',
-  'lockTimeoutMs', 'errorLogIntervalMs', 'tombstoneMs', 'tagPruneIntervalMs', 'singleFlight'
+  'lockTimeoutMs', 'errorLogIntervalMs', 'tombstoneMs', 'tagPruneIntervalMs', 'singleFlight', 'l1', 'bus'
 ])
 
 const ROUTE_OPTION_NAMES = new Set<string>([
@@ -206,9 +215,11 @@ export function isCacheStore (value: unknown): value is CacheStore {
 }
 
 function isRedisClient (value: unknown): value is RedisClient {
-  return typeof value === 'object' && value !== null &&
-    typeof (value as Record<string, unknown>).getBuffer === 'function' &&
-    typeof (value as Record<string, unknown>).scanStream === 'function'
+  if (typeof value !== 'object' || value === null) return false
+  const client = value as Record<string, unknown>
+  // A Cluster has no scanStream of its own: each master is scanned instead.
+  return typeof client.getBuffer === 'function' &&
+    (typeof client.scanStream === 'function' || (client.isCluster === true && typeof client.nodes === 'function'))
 }
 
 export function normalizeOptions (input: FastifyCacheOptions | undefined): NormalizedOptions {
@@ -262,8 +273,27 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
   }
   rejectUnknown(memory, new Set(['maxBytes']), 'memory')
 
+  const l1Option = options.l1 ?? false
+  let l1: NormalizedOptions['l1']
+  if (l1Option !== false) {
+    if (l1Option !== true && (typeof l1Option !== 'object' || l1Option === null || Array.isArray(l1Option))) {
+      throw invalidOption('l1', `expected true or { maxBytes, ttl }, got ${describe(l1Option)}`)
+    }
+    const l1Settings = (l1Option === true ? {} : l1Option) as Record<string, unknown>
+    rejectUnknown(l1Settings, new Set(['maxBytes', 'ttl']), 'l1')
+    l1 = {
+      maxBytes: positiveNumber(l1Settings.maxBytes, 'l1.maxBytes', DEFAULT_L1_MAX_BYTES, { integer: true }),
+      ttlMs: positiveNumber(l1Settings.ttl, 'l1.ttl', DEFAULT_L1_TTL_SECONDS) * 1000
+    }
+  }
+  const bus = options.bus ?? false
+  if (typeof bus !== 'boolean') throw invalidOption('bus', `expected a boolean, got ${describe(bus)}`)
+  if (bus && store === 'memory') throw invalidOption('bus', "needs Redis; the memory store is one process's own")
+
   return {
     prefix,
+    l1,
+    bus,
     defaultTtl: positiveNumber(options.defaultTtl, 'defaultTtl', DEFAULT_TTL_SECONDS),
     store: store as NormalizedOptions['store'],
     redis: redis as NormalizedOptions['redis'],

@@ -62,6 +62,8 @@ if redis.call('TYPE', KEYS[1]).ok == 'string' and redis.call('GET', KEYS[1]) == 
 end
 return 0`
 
+const CLUSTER_READY_TIMEOUT_MS = 5_000
+
 function isWrongType (err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('WRONGTYPE')
 }
@@ -144,14 +146,24 @@ export class RedisStore implements CacheStore {
     return names.filter((name) => name !== VERSION_FIELD)
   }
 
-  private masters (): Redis[] {
-    return this.isCluster ? (this.client as Cluster).nodes('master') : [this.client as Redis]
+  /** Every master; a Cluster client knows them only once it has loaded the slot map, so wait for that. */
+  private async masters (): Promise<Redis[]> {
+    if (!this.isCluster) return [this.client as Redis]
+    const cluster = this.client as Cluster
+    if (cluster.status !== 'ready') {
+      if (cluster.status === 'wait') cluster.connect().catch(() => {})
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the Redis Cluster client is not ready')), CLUSTER_READY_TIMEOUT_MS)
+        cluster.once('ready', () => { clearTimeout(timer); resolve() })
+      })
+    }
+    return cluster.nodes('master')
   }
 
   /** SCAN and UNLINK on every master, under the prefix only; never KEYS or FLUSHDB. */
   async clear (prefix: string): Promise<number> {
     let removed = 0
-    for (const node of this.masters()) {
+    for (const node of await this.masters()) {
       for await (const keys of node.scanStream({ match: escapeGlob(prefix) + '*', count: 500 })) {
         const batch = keys as string[]
         if (batch.length === 0) continue
@@ -174,7 +186,7 @@ export class RedisStore implements CacheStore {
 
   async list (prefix: string, limit: number): Promise<StoreKeyInfo[]> {
     const found: StoreKeyInfo[] = []
-    for (const node of this.masters()) {
+    for (const node of await this.masters()) {
       for await (const keys of node.scanStream({ match: escapeGlob(prefix) + '*', count: 500 })) {
         const batch = keys as string[]
         if (batch.length === 0) continue

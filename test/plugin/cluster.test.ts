@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyRedis from '@fastify/redis'
 import type { Cluster } from 'ioredis'
 import fastifyCache, { RedisStore, type FastifyCacheOptions } from '../../plugin/index.js'
 import { startCluster } from '../helpers/cluster.js'
@@ -16,21 +15,13 @@ const nodeClients = new Map(ports.map((port) => [port, cluster.nodeClient(port)]
 
 let apps = 0
 
-/**
- * Fastify with fastify-cache on the Cluster client, under a prefix of its own. Closed when the test ends.
- *
- * The Cluster reaches the plugin through @fastify/redis (`{ client: cluster }`, which the plugin picks up as
- * `fastify.redis`) rather than the plugin's own `redis` option: that option's validation rejects a Cluster (it asks
- * for `scanStream`, which only single-node clients have), so `register(fastifyCache, { redis: cluster })` throws
- * FST_CACHE_INVALID_OPTION. Both paths end in the same `new RedisStore(client)`.
- */
+/** Fastify with fastify-cache on the Cluster client (the plugin's `redis` option), under a prefix of its own. */
 async function build (
   t: Test, options: FastifyCacheOptions = {}, redis: Cluster = client
 ): Promise<FastifyInstance> {
   const app = Fastify()
   t.teardown(async () => await app.close())
-  await app.register(fastifyRedis, { client: redis })
-  await app.register(fastifyCache, { prefix: `cluster-${++apps}:`, lookupTimeoutMs: 1_000, ...options })
+  await app.register(fastifyCache, { prefix: `cluster-${++apps}:`, lookupTimeoutMs: 1_000, redis, ...options })
   t.equal(app.cache.storeKind, 'redis')
   t.ok((app.cache.store as RedisStore).isCluster, 'the plugin\'s store runs on the Cluster')
   return app
@@ -225,6 +216,73 @@ t.test('wrap, memoize and deleteMemoized on a Cluster', async (t) => {
 })
 
 // Last: it kills a master, and the cluster stays broken for the rest of the file.
+t.test('tags on a Cluster: invalidateTags reaches entries on every master, with every variant', async (t) => {
+  const app = await build(t)
+  let version = 1
+  app.get('/tagged/:id', {
+    config: { cache: { queryString: true, tags: (request) => ['all-tagged', `tagged:${(request.params as { id: string }).id}`] } }
+  }, async (request) => `tagged ${(request.params as { id: string }).id} v${version}`)
+  for (let id = 0; id < 20; id++) {
+    await app.inject(`/tagged/${id}`)
+    await app.inject(`/tagged/${id}?variant=1`)
+  }
+  await app.cache.set('tagged-value', 1, { tags: ['all-tagged'] })
+  const byNode = await keysByNode(`${app.cache.prefix}view//tagged/*`)
+  t.equal([...byNode.values()].filter((keys) => keys.length > 0).length, 3, 'tagged pages on all three masters')
+  version = 2
+  t.equal(await app.cache.invalidateTags(['tagged:3']), 1)
+  t.equal((await app.inject('/tagged/3?variant=1')).body, 'tagged 3 v2')
+  t.equal((await app.inject('/tagged/4')).headers['x-cache'], 'HIT')
+  t.equal(await app.cache.invalidateTags(['all-tagged']), 21, 'twenty pages and one value')
+  for (const id of [0, 7, 19]) t.equal((await app.inject(`/tagged/${id}?variant=1`)).body, `tagged ${id} v2`)
+  t.equal(await app.cache.get('tagged-value'), undefined)
+  // Each page's own tag index (`tagged:<id>`) still names its purged page, except for the three just re-rendered.
+  t.equal(await app.cache.pruneTags(), 17, 'the sweep drops the dead members, on every master')
+  t.equal(await app.cache.pruneTags(), 0)
+})
+
+t.test('two instances with L1 and the bus on a Cluster stay consistent', async (t) => {
+  const prefix = 'cluster-bus:'
+  const a = await build(t, { prefix, l1: true, bus: true })
+  const b = await build(t, { prefix, l1: true, bus: true })
+  let content = 'first'
+  for (const app of [a, b]) {
+    app.get('/', { config: { cache: true } }, async () => content)
+    await app.ready()
+  }
+  await b.inject('/')
+  t.equal((await b.inject('/')).headers['x-cache'], 'HIT')
+  content = 'second'
+  await a.cache.delete('view//')
+  for (let attempt = 0; attempt < 500 && (b.cache.stats().bus?.received ?? 0) < 1; attempt++) await new Promise((resolve) => setTimeout(resolve, 2))
+  t.equal((await b.inject('/')).body, 'second')
+})
+
+t.test('fleet single flight on a Cluster: 200 cold requests over two instances, one handler run', async (t) => {
+  const prefix = 'cluster-fleet:'
+  const apps = [await build(t, { prefix }), await build(t, { prefix })]
+  let runs = 0
+  for (const app of apps) {
+    app.get('/cold', { config: { cache: true } }, async () => {
+      runs++
+      await new Promise((resolve) => setTimeout(resolve, 150))
+      return 'once'
+    })
+    await app.ready()
+  }
+  const responses = await Promise.all(Array.from({ length: 200 }, async (_, i) => await apps[i % 2]!.inject('/cold')))
+  t.ok(responses.every((response) => response.statusCode === 200 && response.body === 'once'))
+  t.equal(runs, 1)
+})
+
+t.test('clear() through a Cluster client that has not loaded its slot map yet', async (t) => {
+  const seed = await build(t, { prefix: 'cluster-early:' })
+  for (let i = 0; i < 30; i++) await seed.cache.set(`early-${i}`, i)
+  const fresh = cluster.createClient()
+  t.teardown(() => fresh.disconnect())
+  t.equal(await new RedisStore(fresh).clear('cluster-early:'), 30)
+})
+
 t.test('a master killed (SIGKILL): every request is still answered with 200', async (t) => {
   const redis = cluster.createClient()
   redis.on('error', () => {}) // reconnection errors to the dead master are expected here

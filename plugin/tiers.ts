@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
+import { LRUCache } from 'lru-cache'
+import { freshForMs, type PageEntry } from './entry.js'
+
+const ENTRY_OVERHEAD_BYTES = 256
+
+interface LocalEntry {
+  entry: PageEntry
+  version: number
+}
+
+/**
+ * L1: decoded pages in process memory, in front of the store. An entry stays no longer than the L1 ttl nor past its
+ * own freshness. While the bus is down, L1 is emptied and bypassed, so another instance's purge cannot be missed.
+ */
+export class LocalTier {
+  private readonly lru: LRUCache<string, LocalEntry>
+  private readonly ttlMs: number
+  /** False while the invalidation bus cannot be trusted. */
+  enabled = true
+
+  constructor ({ maxBytes, ttlMs }: { maxBytes: number, ttlMs: number }) {
+    this.ttlMs = ttlMs
+    this.lru = new LRUCache<string, LocalEntry>({
+      maxSize: maxBytes,
+      sizeCalculation: ({ entry }, id) => entry.body.length + id.length + ENTRY_OVERHEAD_BYTES
+    })
+  }
+
+  get size (): number {
+    return this.lru.size
+  }
+
+  get (id: string): LocalEntry | undefined {
+    return this.enabled ? this.lru.get(id) : undefined
+  }
+
+  set (id: string, entry: PageEntry, version: number): void {
+    if (!this.enabled) return
+    const ttl = Math.min(this.ttlMs, freshForMs(entry, Date.now()))
+    if (ttl >= 1) this.lru.set(id, { entry, version }, { ttl })
+  }
+
+  /** Drops every variant of the given store keys (ids are `storeKey\nvariant`). */
+  deleteKeys (storeKeys: readonly string[]): void {
+    if (this.lru.size === 0) return
+    const heads = storeKeys.map((key) => key + '\n')
+    for (const id of [...this.lru.keys()]) {
+      if (heads.some((head) => id.startsWith(head))) this.lru.delete(id)
+    }
+  }
+
+  clear (): void {
+    this.lru.clear()
+  }
+}
+
+export interface BusMessage {
+  /** The instance that published it; an instance ignores its own. */
+  from: string
+  /** Epoch milliseconds at publish, to measure delivery. */
+  at: number
+  /** Store keys purged (every variant), or `all` for a clear. */
+  keys?: string[]
+  all?: boolean
+}
+
+export interface BusStats {
+  connected: boolean
+  received: number
+  /** Publish-to-delivery delay of the last message and the largest seen, in milliseconds. */
+  lastDelayMs: number
+  maxDelayMs: number
+}
+
+type RedisClient = Redis | Cluster
+
+/**
+ * Invalidations over Redis pub/sub, on a second connection: every delete, invalidateTags or clear is published, and
+ * every instance drops the entries from its own L1 and stops storing responses computed before it.
+ */
+export class InvalidationBus {
+  readonly instanceId = randomUUID()
+  readonly channel: string
+  private readonly publisher: RedisClient
+  private readonly subscriber: RedisClient
+  private readonly log: FastifyBaseLogger
+  private connected = false
+  private readonly counters = { received: 0, lastDelayMs: 0, maxDelayMs: 0 }
+
+  constructor (
+    publisher: RedisClient, channel: string, log: FastifyBaseLogger,
+    private readonly onMessage: (message: BusMessage) => void,
+    private readonly onHealth: (connected: boolean) => void
+  ) {
+    this.publisher = publisher
+    this.channel = channel
+    this.log = log
+    this.subscriber = (publisher as { duplicate: () => RedisClient }).duplicate()
+    this.subscriber.on('error', (err: Error) => this.log.debug({ err }, 'fastify-cache: bus connection error'))
+    this.subscriber.on('message', (channel: string, text: string) => this.receive(channel, text))
+    // ioredis resubscribes by itself after a reconnect and then reports ready again.
+    this.subscriber.on('ready', () => this.setConnected(true))
+    for (const event of ['close', 'end', 'reconnecting']) this.subscriber.on(event, () => this.setConnected(false))
+  }
+
+  get stats (): BusStats {
+    return { connected: this.connected, ...this.counters }
+  }
+
+  async start (): Promise<void> {
+    await this.subscriber.subscribe(this.channel)
+    this.setConnected(true)
+  }
+
+  private setConnected (connected: boolean): void {
+    if (connected === this.connected) return
+    this.connected = connected
+    if (connected) this.log.info('fastify-cache: invalidation bus connected')
+    else this.log.warn('fastify-cache: invalidation bus down; the in-process tier is off until it is back')
+    this.onHealth(connected)
+  }
+
+  private receive (channel: string, text: string): void {
+    if (channel !== this.channel) return
+    let message: BusMessage
+    try {
+      message = JSON.parse(text) as BusMessage
+    } catch (err) {
+      this.log.warn({ err }, 'fastify-cache: unreadable bus message ignored')
+      return
+    }
+    if (message.from === this.instanceId) return
+    this.counters.received++
+    this.counters.lastDelayMs = Math.max(0, Date.now() - message.at)
+    this.counters.maxDelayMs = Math.max(this.counters.maxDelayMs, this.counters.lastDelayMs)
+    this.onMessage(message)
+  }
+
+  async publish (message: Omit<BusMessage, 'from' | 'at'>): Promise<void> {
+    await this.publisher.publish(this.channel, JSON.stringify({ ...message, from: this.instanceId, at: Date.now() }))
+  }
+
+  async close (): Promise<void> {
+    this.subscriber.removeAllListeners('ready')
+    this.subscriber.disconnect()
+  }
+}

@@ -1,0 +1,137 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import fastifyCache from '../../plugin/index.js'
+import { build } from '../helpers/app.js'
+import { startRedis } from '../helpers/redis.js'
+
+const redis = await startRedis()
+const client = new Redis(redis.url)
+t.teardown(async () => {
+  await client.quit()
+  await redis.stop()
+})
+
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+t.test('L1 serves hot pages from memory, no longer than its ttl', async (t) => {
+  const app = await build(t, { redis, cache: { l1: { ttl: 0.3 } } })
+  let calls = 0
+  app.get('/hot', { config: { cache: { ttl: 60 } } }, async () => `v${++calls}`)
+  t.equal((await app.inject('/hot')).headers['x-cache'], 'MISS')
+  // Remove the Redis copy behind the plugin's back: only L1 can still answer.
+  await client.del(app.cache.prefix + 'view//hot')
+  const hit = await app.inject('/hot')
+  t.equal(hit.headers['x-cache'], 'HIT')
+  t.equal(hit.body, 'v1')
+  t.equal(app.cache.stats().l1Hits, 1)
+  await sleep(400)
+  const after = await app.inject('/hot')
+  t.equal(after.headers['x-cache'], 'MISS', 'after the L1 ttl the store is asked again')
+  t.equal(after.body, 'v2')
+})
+
+t.test('L1 fills from a store hit, and stays within its byte bound', async (t) => {
+  const prefix = `${redis.prefix}l1-fill:`
+  const writer = await build(t, { redis, cache: { prefix } })
+  const reader = await build(t, { redis, cache: { prefix, l1: { maxBytes: 50_000 } } })
+  for (const app of [writer, reader]) app.get('/page/:n', { config: { cache: true } }, async () => 'x'.repeat(10_000))
+  for (let n = 0; n < 10; n++) await writer.inject(`/page/${n}`)
+  for (let n = 0; n < 10; n++) t.equal((await reader.inject(`/page/${n}`)).headers['x-cache'], 'HIT')
+  const before = reader.cache.stats().l1Hits
+  for (let n = 9; n >= 0; n--) await reader.inject(`/page/${n}`) // the most recent first: LRU keeps those
+  const fromL1 = reader.cache.stats().l1Hits - before
+  t.ok(fromL1 > 0 && fromL1 < 10, `some pages from L1, the rest evicted by the byte bound (${fromL1} of 10)`)
+})
+
+t.test('two instances with L1 and the bus: an edit on A is never served stale by B once delivered', async (t) => {
+  const prefix = `${redis.prefix}bus:`
+  const a = await build(t, { redis, cache: { prefix, l1: true, bus: true } })
+  const b = await build(t, { redis, cache: { prefix, l1: true, bus: true } })
+  let content = 0
+  for (const app of [a, b]) {
+    app.get('/', { config: { cache: { ttl: 600 } } }, async () => `index v${content}`)
+    await app.ready()
+  }
+  const delays: number[] = []
+  for (let round = 1; round <= 30; round++) {
+    await b.inject('/')
+    t.equal((await b.inject('/')).body, `index v${content}`)
+    content = round
+    await a.cache.delete('view//')
+    let seen = ''
+    for (let attempt = 0; attempt < 200; attempt++) {
+      if ((b.cache.stats().bus?.received ?? 0) >= round) break
+      await sleep(1)
+    }
+    delays.push(b.cache.stats().bus?.lastDelayMs ?? -1)
+    seen = (await b.inject('/')).body
+    if (seen !== `index v${content}`) t.fail(`round ${round}: B served ${seen} after the invalidation arrived`)
+  }
+  t.equal(b.cache.stats().bus?.received, 30, 'every invalidation was delivered')
+  t.ok(b.cache.stats().l1Hits >= 30, 'B was serving from L1 between edits')
+  delays.sort((x, y) => x - y)
+  t.comment(`bus delay over 30 invalidations: p50 ${delays[15]} ms, max ${delays[29]} ms`)
+  t.ok(delays.every((delay) => delay >= 0))
+})
+
+t.test('invalidateTags and clear travel over the bus too', async (t) => {
+  const prefix = `${redis.prefix}bus-tags:`
+  const a = await build(t, { redis, cache: { prefix, l1: true, bus: true } })
+  const b = await build(t, { redis, cache: { prefix, l1: true, bus: true } })
+  let version = 1
+  for (const app of [a, b]) {
+    app.get('/post/:id', { config: { cache: { tags: (request) => [`post:${(request.params as { id: string }).id}`] } } },
+      async (request) => `post ${(request.params as { id: string }).id} v${version}`)
+    await app.ready()
+  }
+  await b.inject('/post/1')
+  await b.inject('/post/2')
+  t.equal((await b.inject('/post/1')).headers['x-cache'], 'HIT')
+  version = 2
+  await a.cache.invalidateTags(['post:1'])
+  await waitFor(() => (b.cache.stats().bus?.received ?? 0) >= 1)
+  t.equal((await b.inject('/post/1')).body, 'post 1 v2')
+  t.equal((await b.inject('/post/2')).body, 'post 2 v1', 'untagged pages stay')
+  await a.cache.clear()
+  await waitFor(() => (b.cache.stats().bus?.received ?? 0) >= 2)
+  t.equal((await b.inject('/post/2')).body, 'post 2 v2')
+})
+
+async function waitFor (condition: () => boolean): Promise<void> {
+  for (let attempt = 0; attempt < 500 && !condition(); attempt++) await sleep(2)
+}
+
+t.test('while the bus is down, L1 is empty and off; it comes back with the bus', async (t) => {
+  const app = await build(t, { redis, cache: { l1: true, bus: true } })
+  app.get('/b', { config: { cache: { ttl: 60 } } }, async () => 'page')
+  await app.ready()
+  await app.inject('/b')
+  await app.inject('/b')
+  t.equal(app.cache.stats().l1Hits, 1)
+  t.equal(app.cache.stats().bus?.connected, true)
+  const admin = new Redis(redis.url)
+  t.teardown(async () => await admin.quit())
+  await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+  await waitFor(() => app.cache.stats().bus?.connected === false)
+  const hitsBefore = app.cache.stats().l1Hits
+  const down = await app.inject('/b')
+  t.equal(down.headers['x-cache'], 'HIT', 'still served, from Redis')
+  t.equal(app.cache.stats().l1Hits, hitsBefore, 'not from L1')
+  for (let attempt = 0; attempt < 300 && app.cache.stats().bus?.connected !== true; attempt++) await sleep(20)
+  t.equal(app.cache.stats().bus?.connected, true, 'the bus reconnected')
+  await app.inject('/b')
+  await app.inject('/b')
+  t.ok(app.cache.stats().l1Hits > hitsBefore, 'L1 serves again')
+})
+
+t.test('bad l1 and bus options are coded errors', async (t) => {
+  for (const [option, input] of [
+    ['l1', { l1: 5 }], ['l1.maxBytes', { l1: { maxBytes: -1 } }], ['l1.ttl', { l1: { ttl: 0 } }],
+    ['l1.size', { l1: { size: 1 } }], ['bus', { bus: 'yes' }], ['bus', { store: 'memory', bus: true }], ['bus', { bus: true }]
+  ] as const) {
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    await t.rejects(async () => await app.register(fastifyCache, input as never), { code: 'FST_CACHE_INVALID_OPTION', option })
+  }
+})
