@@ -50,6 +50,8 @@ function ttlMsOf (ttl: number | undefined, fallbackSeconds: number, option: stri
 }
 
 const MEMOIZE_PREFIX = 'memoize/'
+/** Tag indexes and locks live under `__`; see core.ts. */
+const INTERNAL_NAMESPACE = '__'
 
 /**
  * `fastify.cache`: the Flask-Caching API on the plugin's store. Keys are given without the prefix. Values are JSON.
@@ -196,12 +198,16 @@ export class FastifyCache {
     return await coded('clear', this.#core.clear())
   }
 
-  /** Up to `limit` cached keys with their remaining time, for dashboards. Empty when the store cannot list. */
-  async keys ({ limit = 500 }: { limit?: number } = {}): Promise<CachedKey[]> {
+  /**
+   * Up to `limit` cached keys with their remaining time, for dashboards. Empty when the store cannot list.
+   * The plugin's own bookkeeping (tag indexes, locks) is left out unless `internal` is true.
+   */
+  async keys ({ limit = 500, internal = false }: { limit?: number, internal?: boolean } = {}): Promise<CachedKey[]> {
     const store = this.#core.store
     if (typeof store.list !== 'function') return []
     const found: StoreKeyInfo[] = await coded('list', store.list(this.#core.prefix, limit))
-    return found.map(({ key, ttlMs, variants }) => ({ key: key.slice(this.#core.prefix.length), ttlMs, variants }))
+    const keys = found.map(({ key, ttlMs, variants }) => ({ key: key.slice(this.#core.prefix.length), ttlMs, variants }))
+    return internal ? keys : keys.filter(({ key }) => !key.startsWith(INTERNAL_NAMESPACE))
   }
 
   /** Counters of this process. */

@@ -29,11 +29,12 @@ declare module 'fastify' {
     /** Takes a sample now (the timer calls it every `statsIntervalMs`). */
     sampleCacheStats (): void
     /**
-     * Deletes cached pages, e.g. `['view//', 'view//post/3']`. Call it after the database commit. A failed purge is
-     * logged and retried on every stats tick until the store takes it, and resolves false.
+     * Deletes cached pages, e.g. `['view//']`, and every entry carrying one of `tags` (e.g. `post:3`). Call it after
+     * the database commit. A failed purge is logged and retried on every stats tick until the store takes it, and
+     * resolves false.
      */
-    purgePages (keys: readonly string[], log?: FastifyBaseLogger): Promise<boolean>
-    /** Keys whose purge failed and waits for a retry. */
+    purgePages (keys: readonly string[], log?: FastifyBaseLogger, tags?: readonly string[]): Promise<boolean>
+    /** Keys (and `tag <name>`) whose purge failed and waits for a retry. */
     pendingPurges: ReadonlySet<string>
   }
 }
@@ -53,36 +54,48 @@ export default fp<CachePluginOptions>(async function cachePlugin (fastify, optio
       store = 'redis'
     }
   }
-  await fastify.register(fastifyCache, { ...options.cacheOptions, prefix: options.prefix, store })
+  // Two tiers and a bus, as DESIGN.md asks of the blog: hot pages from memory, instances consistent through Redis.
+  await fastify.register(fastifyCache, {
+    l1: true, bus: store === 'redis', ...options.cacheOptions, prefix: options.prefix, store
+  })
   fastify.log.info({ store: fastify.cache.storeKind, prefix: options.prefix }, `cache store: ${fastify.cache.storeKind}`)
 
   const history = new StatsHistory(options.statsHistorySize)
   history.start(fastify.cache.stats())
   const pending = new Set<string>()
+  const pendingTags = new Set<string>()
 
-  async function purgePages (keys: readonly string[], log: FastifyBaseLogger = fastify.log): Promise<boolean> {
+  async function purgePages (
+    keys: readonly string[], log: FastifyBaseLogger = fastify.log, tags: readonly string[] = []
+  ): Promise<boolean> {
     try {
-      await fastify.cache.deleteMany(keys)
+      if (keys.length > 0) await fastify.cache.deleteMany(keys)
+      if (tags.length > 0) await fastify.cache.invalidateTags(tags)
       for (const key of keys) pending.delete(key)
+      for (const tag of tags) pendingTags.delete(tag)
       return true
     } catch (err) {
       // The row is committed but the old page may still be in the store: keep trying, so it is gone once the
       // store answers again (until then lookups fail open and serve fresh pages).
       for (const key of keys) pending.add(key)
-      log.error({ err, keys }, 'cache purge failed; it will be retried')
+      for (const tag of tags) pendingTags.add(tag)
+      log.error({ err, keys, tags }, 'cache purge failed; it will be retried')
       return false
     }
   }
 
   function sample (): void {
     history.record(fastify.cache.stats(), Date.now())
-    if (pending.size > 0) purgePages([...pending]).catch(() => {}) // purgePages logs its own failures
+    if (pending.size > 0 || pendingTags.size > 0) {
+      purgePages([...pending], fastify.log, [...pendingTags]).catch(() => {}) // purgePages logs its own failures
+    }
   }
 
   fastify.decorate('cacheHistory', history)
   fastify.decorate('sampleCacheStats', sample)
   fastify.decorate('purgePages', purgePages)
-  fastify.decorate('pendingPurges', pending)
+  // Keys, and tags shown as `tag <name>`.
+  fastify.decorate('pendingPurges', { getter: () => new Set([...pending, ...[...pendingTags].map((tag) => `tag ${tag}`)]) })
 
   const timer = setInterval(sample, options.statsIntervalMs)
   timer.unref()

@@ -3,7 +3,7 @@ import type { Post } from '../db/schema.js'
 import { hitRatioChart } from '../lib/chart.js'
 import { MAX_BODY_BYTES, MAX_TITLE_CHARS, postFormSchema, validatePostForm, type PostFormFields } from '../lib/post-form.js'
 import { requireUser, type FlashMessage } from '../plugins/session.js'
-import { INDEX_KEY, postKey } from './blog.js'
+import { INDEX_KEY, postTag } from './blog.js'
 
 export interface AdminRoutesOptions {
   statsIntervalMs: number
@@ -39,9 +39,9 @@ const PURGE_FAILED = ' The cache did not answer: old pages are purged as soon as
 export default async function adminRoutes (fastify: FastifyInstance, options: AdminRoutesOptions): Promise<void> {
   fastify.addHook('onRequest', requireUser)
 
-  /** The index (every ?page=N variant) and the post's page. Becomes invalidateTags(['post:<id>']) once it exists. */
+  /** The index (every ?page=N variant), and everything tagged with the post: its page, with every variant. */
   async function purgePost (request: FastifyRequest, id: number): Promise<boolean> {
-    return await fastify.purgePages([INDEX_KEY, postKey(id)], request.log)
+    return await fastify.purgePages([INDEX_KEY], request.log, [postTag(id)])
   }
 
   async function renderForm (reply: FastifyReply, post: Partial<Post> & { title: string, body: string, published: boolean },

@@ -17,6 +17,7 @@ const CANONICAL_ID = /^[1-9][0-9]{0,15}$/
 
 export const INDEX_KEY = 'view//'
 export const postKey = (id: number | string): string => `view//post/${id}`
+export const postTag = (id: number | string): string => `post:${id}`
 
 export default async function blogRoutes (fastify: FastifyInstance, options: BlogRoutesOptions): Promise<void> {
   fastify.get<{ Querystring: { page?: number } }>('/', {
@@ -52,7 +53,7 @@ export default async function blogRoutes (fastify: FastifyInstance, options: Blo
       cache: {
         ttl: 30 * 60,
         unless: isLoggedIn,
-        tags: (request) => [`post:${(request.params as { id: string }).id}`]
+        tags: (request) => [postTag((request.params as { id: string }).id)]
       }
     }
   }, async (request, reply) => {

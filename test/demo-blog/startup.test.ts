@@ -128,7 +128,7 @@ t.test('a purge that fails is reported and retried until the store takes it', as
   t.equal(response.statusCode, 302, 'the edit is saved anyway')
   t.equal(app.posts.get(1)?.title, 'Edited while the store was down')
   t.match((await editor.get('/admin')).body, /The cache did not answer/, 'the admin is warned')
-  t.same([...app.pendingPurges].sort(), ['view//', 'view//post/1'])
+  t.same([...app.pendingPurges].sort(), ['tag post:1', 'view//'])
   t.match((await editor.get('/admin/cache')).body, /Purges waiting for the store/)
 
   app.sampleCacheStats()
