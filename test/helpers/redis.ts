@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
@@ -110,3 +111,19 @@ export async function redisForTest (t: { teardown: (fn: () => unknown) => void }
   t.teardown(async () => await redis.stop())
   return redis
 }
+
+/**
+ * One server for a whole test file, with a client on it for looking behind the plugin's back; both are closed when
+ * the file's tests end.
+ */
+export async function redisForFile (t: { teardown: (fn: () => unknown) => void }): Promise<{ redis: TestRedis, client: Redis }> {
+  const redis = await startRedis()
+  const client = new Redis(redis.url)
+  t.teardown(async () => {
+    await client.quit()
+    await redis.stop()
+  })
+  return { redis, client }
+}
+
+export { setTimeout as sleep } from 'node:timers/promises'

@@ -1,16 +1,8 @@
 import t from 'tap'
-import { Redis } from 'ioredis'
 import { build } from '../helpers/app.js'
-import { startRedis } from '../helpers/redis.js'
+import { redisForFile, sleep, startRedis } from '../helpers/redis.js'
 
-const redis = await startRedis()
-const client = new Redis(redis.url)
-t.teardown(async () => {
-  await client.quit()
-  await redis.stop()
-})
-
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+const { redis, client } = await redisForFile(t)
 
 for (const backend of ['redis', 'memory'] as const) {
   t.test(`${backend}: data API`, async (t) => {

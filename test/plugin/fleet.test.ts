@@ -3,18 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { Redis } from 'ioredis'
 import { build } from '../helpers/app.js'
-import { startRedis } from '../helpers/redis.js'
+import { redisForFile, sleep } from '../helpers/redis.js'
 
-const redis = await startRedis()
-const client = new Redis(redis.url)
-t.teardown(async () => {
-  await client.quit()
-  await redis.stop()
-})
-
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+const { redis, client } = await redisForFile(t)
 
 t.test('two instances, 200 concurrent cold requests: the handler runs once across both', async (t) => {
   const prefix = `${redis.prefix}fleet-a:`

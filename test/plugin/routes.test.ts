@@ -1,17 +1,9 @@
 import t from 'tap'
 import { Readable } from 'node:stream'
-import { Redis } from 'ioredis'
 import { build } from '../helpers/app.js'
-import { startRedis } from '../helpers/redis.js'
+import { redisForFile, sleep } from '../helpers/redis.js'
 
-const redis = await startRedis()
-const client = new Redis(redis.url)
-t.teardown(async () => {
-  await client.quit()
-  await redis.stop()
-})
-
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+const { redis, client } = await redisForFile(t)
 
 t.test('MISS then HIT with the same status, headers and bytes, including a binary body', async (t) => {
   const app = await build(t, { redis })

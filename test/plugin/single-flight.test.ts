@@ -1,11 +1,8 @@
 import t from 'tap'
 import { build } from '../helpers/app.js'
-import { startRedis } from '../helpers/redis.js'
+import { redisForFile, sleep } from '../helpers/redis.js'
 
-const redis = await startRedis()
-t.teardown(async () => await redis.stop())
-
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+const { redis } = await redisForFile(t)
 
 t.test('100 concurrent cold requests run the handler once and all get the same response', async (t) => {
   const app = await build(t, { redis })

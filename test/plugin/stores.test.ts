@@ -1,15 +1,9 @@
 import t from 'tap'
-import { Redis } from 'ioredis'
 import { MemoryStore, RedisStore } from '../../plugin/index.js'
 import { runStoreContract } from '../helpers/store-contract.js'
-import { startRedis } from '../helpers/redis.js'
+import { redisForFile } from '../helpers/redis.js'
 
-const redis = await startRedis()
-const client = new Redis(redis.url)
-t.teardown(async () => {
-  await client.quit()
-  await redis.stop()
-})
+const { redis, client } = await redisForFile(t)
 
 runStoreContract(t, 'MemoryStore', async () => ({ store: new MemoryStore({ maxBytes: 1024 * 1024 }), prefix: 'mem:' }))
 runStoreContract(t, 'RedisStore', async () => ({ store: new RedisStore(client), prefix: redis.prefix }))

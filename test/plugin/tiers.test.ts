@@ -3,16 +3,9 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import fastifyCache from '../../plugin/index.js'
 import { build } from '../helpers/app.js'
-import { startRedis } from '../helpers/redis.js'
+import { redisForFile, sleep } from '../helpers/redis.js'
 
-const redis = await startRedis()
-const client = new Redis(redis.url)
-t.teardown(async () => {
-  await client.quit()
-  await redis.stop()
-})
-
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+const { redis, client } = await redisForFile(t)
 
 t.test('L1 serves hot pages from memory, no longer than its ttl', async (t) => {
   const app = await build(t, { redis, cache: { l1: { ttl: 0.3 } } })
