@@ -183,6 +183,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     if (key === null) return bypass(reply)
 
     const flightId = key.storeKey + '\n' + key.variant
+    // Taken before the lookup: a purge from here on keeps this request's response out of the cache.
+    const generation = core.generation
     let version: number | undefined
     let stale: PageEntry | undefined
     if (!force) {
@@ -192,7 +194,6 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         core.counters.l1Hits++
         return serve(request, reply, local.entry, 'HIT')
       }
-      const generation = core.generation
       const read = await core.lookupPage(key.storeKey, key.variant, request.log)
       version = read?.version
       const entry = read?.value === undefined ? undefined : core.readPage(read.value, request.log)
@@ -257,7 +258,7 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       variant: key.variant,
       flightId,
       flight,
-      generation: core.generation,
+      generation,
       version,
       stale,
       lockToken
