@@ -187,3 +187,20 @@ t.test('a page computed in one process before a delete in another is never store
   t.equal(next.headers['x-cache'], 'MISS')
   t.equal((await a.inject('/')).body, 'new')
 })
+
+t.test("grace covers a handler that times out (Fastify's handlerTimeout answers 503)", async (t) => {
+  const app = await build(t, { redis })
+  let slow = false
+  app.get('/slow', { handlerTimeout: 100, config: { cache: { ttl: 0.05, grace: 60 } } }, async () => {
+    if (slow) await sleep(400)
+    return 'rendered in time'
+  })
+  await app.inject('/slow')
+  await sleep(100)
+  slow = true
+  const response = await app.inject('/slow')
+  t.equal(response.statusCode, 200)
+  t.equal(response.headers['x-cache'], 'STALE')
+  t.equal(response.body, 'rendered in time')
+  await sleep(400) // let the abandoned handler finish before the app closes
+})
