@@ -1,0 +1,707 @@
+// `npm run bench [-- --quick] [--profile=<server,…>] [--only=<case,…>] [--strict]`: fastify-cache against the limits of
+// its own stack. Every figure that matters is a ratio of two cases measured in the same run: the median, over
+// alternating rounds, of the per-round ratios. Each server runs in its own child process (bench/server.ts); this
+// process is the load generator (autocannon) and never serves anything. See bench/README.md.
+import { fork, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { Agent, request as httpRequest } from 'node:http'
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import cliProgress from 'cli-progress'
+import { Redis } from 'ioredis'
+import { startRedis, type TestRedis } from '../test/helpers/redis.js'
+import { PAGE_BUFFER } from './page.js'
+import { formatProfile, summarizeProfile, type ProfileSummary } from './profile.js'
+import type { ServerCase, ServerCommand, ServerMessage, ServerStats } from './protocol.js'
+import { svgChart, textTable, type CaseSummary, type Comparison, type StampedeSummary, type Verdict } from './report.js'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const CONNECTIONS = 50
+const STAMPEDE_CONCURRENCY = 500
+const STAMPEDE_HANDLER_MS = 100
+
+// ---------------------------------------------------------------------------------------------------------------
+// Settings
+
+interface Settings {
+  quick: boolean
+  rounds: number
+  durationS: number
+  warmupS: number
+  stampedeRounds: number
+  profile: Set<string>
+  only: Set<string> | undefined
+  strict: boolean
+}
+
+function parseArgs (argv: string[]): Settings {
+  const quick = argv.includes('--quick')
+  const value = (name: string): string | undefined => {
+    const at = argv.findIndex((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`))
+    if (at === -1) return undefined
+    const arg = argv[at] as string
+    return arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[at + 1]
+  }
+  const list = (name: string): Set<string> | undefined => {
+    const text = value(name)
+    return text === undefined ? undefined : new Set(text.split(',').map((s) => s.trim()).filter((s) => s !== ''))
+  }
+  const number = (name: string, fallback: number, integer = true): number => {
+    const text = value(name)
+    const n = text === undefined ? fallback : Number(text)
+    if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 1) {
+      throw new Error(`--${name} expects a ${integer ? 'whole ' : ''}number >= 1, got ${String(text)}`)
+    }
+    return n
+  }
+  const rounds = number('rounds', quick ? 3 : 6)
+  if (rounds < 3) throw new Error('--rounds must be at least 3: every figure is a median of rounds')
+  return {
+    quick,
+    rounds,
+    durationS: number('duration', quick ? 1 : 4, false),
+    warmupS: number('warmup', quick ? 1 : 2, false),
+    stampedeRounds: number('stampede-rounds', 3),
+    profile: list('profile') ?? new Set(),
+    only: list('only'),
+    strict: argv.includes('--strict')
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cases and targets
+
+interface LoadCase {
+  id: string
+  label: string
+  server: ServerCase
+  path: string
+  /** Every request a new query string: a cold key each time. */
+  uniqueQuery?: boolean
+  /** The x-cache header a measured response must carry (null: none). */
+  xCache: 'HIT' | 'MISS' | null
+  /** Whether the body must be the shared 4 KB page. */
+  page: boolean
+}
+
+const LOAD_CASES: LoadCase[] = [
+  { id: 'constant', label: '1  constant route (hit ceiling)', server: 'constant', path: '/page', xCache: null, page: true },
+  { id: 'ioredis', label: '2  bare ioredis GET route', server: 'ioredis', path: '/page', xCache: null, page: true },
+  { id: 'plugin-hit', label: '3  plugin Redis hit', server: 'plugin-hit', path: '/page', xCache: 'HIT', page: true },
+  { id: 'plugin-l1', label: '4  plugin L1 hit', server: 'plugin-l1', path: '/page', xCache: 'HIT', page: true },
+  { id: 'acd', label: '4b async-cache-dedupe (Redis)', server: 'acd', path: '/page', xCache: null, page: true },
+  { id: 'bento', label: '4b bentocache getOrSet (L1+L2)', server: 'bento', path: '/page', xCache: null, page: true },
+  { id: 'miss-plugin', label: '5  miss + write (plugin)', server: 'miss-plugin', path: '/miss', uniqueQuery: true, xCache: 'MISS', page: true },
+  { id: 'miss-process', label: "5  same, singleFlight 'process'", server: 'miss-process', path: '/miss', uniqueQuery: true, xCache: 'MISS', page: true },
+  { id: 'miss-ioredis', label: '5  bare HGET + HSET route', server: 'miss-ioredis', path: '/miss', uniqueQuery: true, xCache: null, page: true },
+  { id: 'miss-bare', label: '5  same route, no plugin', server: 'miss-bare', path: '/miss', uniqueQuery: true, xCache: null, page: true },
+  { id: 'blog-cached', label: '6  blog index, cached', server: 'blog-cached', path: '/', xCache: 'HIT', page: false },
+  { id: 'blog-uncached', label: '6  blog index, uncached', server: 'blog-uncached', path: '/', xCache: null, page: false }
+]
+
+interface ComparisonSpec {
+  caseId: string
+  vsId: string
+  /** Undefined: shown for information (the case against its ceiling), no verdict. */
+  min?: number
+}
+
+const COMPARISONS: ComparisonSpec[] = [
+  { caseId: 'ioredis', vsId: 'constant' },
+  { caseId: 'plugin-hit', vsId: 'ioredis', min: 1.0 },
+  { caseId: 'plugin-hit', vsId: 'acd', min: 0.95 },
+  { caseId: 'plugin-l1', vsId: 'constant', min: 0.90 },
+  { caseId: 'plugin-l1', vsId: 'bento', min: 1.5 },
+  { caseId: 'acd', vsId: 'ioredis' },
+  { caseId: 'bento', vsId: 'constant' },
+  { caseId: 'miss-plugin', vsId: 'miss-bare', min: 0.80 },
+  { caseId: 'miss-plugin', vsId: 'miss-ioredis' },
+  { caseId: 'miss-process', vsId: 'miss-plugin' },
+  { caseId: 'miss-ioredis', vsId: 'miss-bare' },
+  { caseId: 'miss-bare', vsId: 'constant' },
+  { caseId: 'blog-cached', vsId: 'blog-uncached', min: 5 },
+  { caseId: 'blog-cached', vsId: 'constant' },
+  { caseId: 'blog-uncached', vsId: 'constant' }
+]
+
+const SHORT_LABELS: Record<string, string> = {
+  constant: 'constant (1)',
+  ioredis: 'bare ioredis GET (2)',
+  'plugin-hit': 'plugin Redis hit (3)',
+  acd: 'async-cache-dedupe (4b)',
+  bento: 'bentocache (4b)',
+  'miss-bare': 'no plugin (5)',
+  'miss-plugin': 'miss, fleet lock (5)',
+  'miss-ioredis': 'HGET + HSET floor (5)',
+  'blog-uncached': 'blog uncached (6)'
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Servers
+
+class BenchServer {
+  readonly name: ServerCase
+  readonly port: number
+  readonly profileDir: string | undefined
+  private readonly child: ChildProcess
+  private nextId = 1
+  private readonly pending = new Map<number, (value: unknown) => void>()
+
+  private constructor (name: ServerCase, child: ChildProcess, port: number, profileDir: string | undefined) {
+    this.name = name
+    this.child = child
+    this.port = port
+    this.profileDir = profileDir
+    child.on('message', (message: ServerMessage) => {
+      if (message.type !== 'reply') return
+      this.pending.get(message.id)?.(message.value)
+      this.pending.delete(message.id)
+    })
+  }
+
+  /** The server, or why its case cannot run against this version of the plugin. */
+  static async start (name: ServerCase, env: Record<string, string>, profileDir: string | undefined): Promise<BenchServer | { unavailable: string }> {
+    const execArgv = ['--import', 'tsx']
+    if (profileDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`)
+    const child = fork(join(HERE, 'server.ts'), [name], {
+      execArgv,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc']
+    })
+    let output = ''
+    child.stdout?.on('data', (chunk: Buffer) => { output = (output + chunk.toString()).slice(-4_000) })
+    child.stderr?.on('data', (chunk: Buffer) => { output = (output + chunk.toString()).slice(-4_000) })
+    const port = await new Promise<number | { unavailable: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server ${name} did not start within 60 s:\n${output}`)), 60_000)
+      child.on('message', (message: ServerMessage) => {
+        if (message.type === 'ready') {
+          clearTimeout(timer)
+          resolve(message.port)
+        } else if (message.type === 'unavailable') {
+          clearTimeout(timer)
+          resolve({ unavailable: message.reason })
+        } else if (message.type === 'failed') {
+          clearTimeout(timer)
+          reject(new Error(`server ${name} failed to start: ${message.error}`))
+        }
+      })
+      child.once('exit', (code) => {
+        clearTimeout(timer)
+        reject(new Error(`server ${name} exited with ${String(code)}:\n${output}`))
+      })
+    })
+    if (typeof port !== 'number') {
+      if (child.exitCode === null) await once(child, 'exit')
+      return port
+    }
+    return new BenchServer(name, child, port, profileDir)
+  }
+
+  get url (): string {
+    return `http://127.0.0.1:${this.port}`
+  }
+
+  private async call (command: { cmd: 'cpu' } | { cmd: 'stats', reset: boolean }): Promise<unknown> {
+    const id = this.nextId++
+    const answer = new Promise((resolve) => this.pending.set(id, resolve))
+    this.child.send({ ...command, id })
+    return await answer
+  }
+
+  /** CPU time this server has used, user + system, in microseconds. */
+  async cpuUs (): Promise<number> {
+    const usage = await this.call({ cmd: 'cpu' }) as NodeJS.CpuUsage
+    return usage.user + usage.system
+  }
+
+  async stats (reset = false): Promise<ServerStats> {
+    return await this.call({ cmd: 'stats', reset }) as ServerStats
+  }
+
+  async close (): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    const exited = once(this.child, 'exit')
+    this.child.send({ cmd: 'close', id: 0 } satisfies ServerCommand)
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000)
+    await exited
+    clearTimeout(timer)
+  }
+
+  /** The .cpuprofile this server wrote when it exited, if it was profiled. */
+  profileFile (): string | undefined {
+    if (this.profileDir === undefined) return undefined
+    const file = readdirSync(this.profileDir).find((name) => name.endsWith('.cpuprofile'))
+    return file === undefined ? undefined : join(this.profileDir, file)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP helpers
+
+interface Fetched {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+  ms: number
+}
+
+async function get (url: string, agent?: Agent): Promise<Fetched> {
+  const started = performance.now()
+  return await new Promise((resolve, reject) => {
+    const req = httpRequest(url, { agent }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => resolve({
+        status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), ms: performance.now() - started
+      }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}
+
+function percentile (values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Load
+
+interface RoundResult {
+  round: number
+  reqPerSec: number
+  p50Ms: number
+  p99Ms: number
+  requests: number
+  serverCpuUsPerReq: number
+  errors: number
+  non2xx: number
+  /** Redis CPU (user + system) per response, in microseconds, and the commands it ran per response. */
+  redisCpuUsPerReq: number
+  redisCommandsPerReq: number
+  /** Cache counters during the round, for the cases on the plugin. */
+  cache?: { hits: number, misses: number, writes: number, errors: number }
+}
+
+let uniqueCounter = 0
+const RUN_TAG = randomBytes(4).toString('hex')
+
+async function load (
+  c: LoadCase, server: BenchServer, durationS: number, onTick: () => void
+): Promise<autocannon.Result> {
+  const options: autocannon.Options = { url: server.url + c.path, connections: CONNECTIONS, duration: durationS }
+  if (c.uniqueQuery === true) {
+    options.requests = [{
+      setupRequest: (request) => ({ ...request, path: `${c.path}?k=${RUN_TAG}-${uniqueCounter++}` })
+    }]
+  }
+  return await new Promise((resolve, reject) => {
+    const instance = autocannon(options, (err: unknown, result: autocannon.Result) => {
+      if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)))
+      else resolve(result)
+    })
+    instance.on('tick', onTick)
+  })
+}
+
+/** Redis's own CPU time (user + system, µs) and the commands it has run, from INFO. */
+async function redisCounters (client: Redis): Promise<{ cpuUs: number, commands: number }> {
+  const info = await client.info()
+  const field = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? NaN)
+  return {
+    cpuUs: (field('used_cpu_user') + field('used_cpu_sys')) * 1e6,
+    commands: field('total_commands_processed')
+  }
+}
+
+async function measure (
+  c: LoadCase, server: BenchServer, redis: Redis, round: number, durationS: number, onTick: () => void
+): Promise<RoundResult> {
+  const before = await server.stats()
+  const redisBefore = await redisCounters(redis)
+  const cpuBefore = await server.cpuUs()
+  const result = await load(c, server, durationS, onTick)
+  const cpuAfter = await server.cpuUs()
+  const redisAfter = await redisCounters(redis)
+  const after = await server.stats()
+  const elapsedS = (result.finish.getTime() - result.start.getTime()) / 1000
+  const requests = result.requests.total
+  const round_: RoundResult = {
+    round,
+    reqPerSec: requests / elapsedS,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    requests,
+    serverCpuUsPerReq: requests === 0 ? 0 : (cpuAfter - cpuBefore) / requests,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+    // Less the INFO call that took the second reading. With REDIS_URL, other clients' commands count too.
+    redisCpuUsPerReq: requests === 0 ? 0 : (redisAfter.cpuUs - redisBefore.cpuUs) / requests,
+    redisCommandsPerReq: requests === 0 ? 0 : (redisAfter.commands - redisBefore.commands - 1) / requests
+  }
+  if (before.cache !== undefined && after.cache !== undefined) {
+    round_.cache = {
+      hits: after.cache.hits - before.cache.hits,
+      misses: after.cache.misses - before.cache.misses,
+      writes: after.cache.writes - before.cache.writes,
+      errors: after.cache.errors - before.cache.errors
+    }
+  }
+  return round_
+}
+
+/** One request, checked: the right status, body and x-cache, so that no case is measured serving the wrong thing. */
+async function check (c: LoadCase, server: BenchServer): Promise<Buffer> {
+  const url = server.url + c.path + (c.uniqueQuery === true ? `?k=${RUN_TAG}-check` : '')
+  let response = await get(url)
+  if (c.xCache === 'HIT') response = await get(url) // the first one filled the cache
+  const problems: string[] = []
+  if (response.status !== 200) problems.push(`status ${response.status}`)
+  if (c.page && !response.body.equals(PAGE_BUFFER)) problems.push(`a body of ${response.body.length} bytes, not the 4 KB page`)
+  const xCache = response.headers['x-cache'] ?? null
+  if (xCache !== c.xCache) problems.push(`x-cache ${String(xCache)}, expected ${String(c.xCache)}`)
+  if (problems.length > 0) throw new Error(`${c.label} (${url}) answered with ${problems.join(', ')}`)
+  return response.body
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stampede
+
+interface StampedeRound {
+  round: number
+  handlerRuns: number
+  maxInFlight: number
+  statuses: Record<string, number>
+  xCache: Record<string, number>
+  p50Ms: number
+  p99Ms: number
+}
+
+async function stampedeRound (server: BenchServer, round: number): Promise<StampedeRound> {
+  // Open every connection first, so the 500 cold requests leave together instead of waiting on TCP handshakes.
+  const agent = new Agent({ keepAlive: true, maxSockets: STAMPEDE_CONCURRENCY, maxFreeSockets: STAMPEDE_CONCURRENCY })
+  try {
+    await Promise.all(Array.from({ length: STAMPEDE_CONCURRENCY }, async () => await get(server.url + '/ping', agent)))
+    await server.stats(true)
+    const path = `/cold?round=${RUN_TAG}-${round}`
+    const responses = await Promise.all(Array.from({ length: STAMPEDE_CONCURRENCY }, async () => await get(server.url + path, agent)))
+    const stats = await server.stats()
+    const tally = (values: string[]): Record<string, number> => {
+      const counts: Record<string, number> = {}
+      for (const value of values) counts[value] = (counts[value] ?? 0) + 1
+      return counts
+    }
+    const ms = responses.map((r) => r.ms)
+    return {
+      round,
+      handlerRuns: stats.handlerRuns[path] ?? 0,
+      maxInFlight: stats.maxInFlight,
+      statuses: tally(responses.map((r) => String(r.status))),
+      xCache: tally(responses.map((r) => String(r.headers['x-cache'] ?? 'none'))),
+      p50Ms: percentile(ms, 50),
+      p99Ms: percentile(ms, 99)
+    }
+  } finally {
+    agent.destroy()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Main
+
+async function redisVersion (url: string): Promise<string> {
+  const client = new Redis(url, { lazyConnect: true })
+  try {
+    await client.connect()
+    const info = await client.info('server')
+    return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown'
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** With REDIS_URL, removes what the bench wrote there: SCAN and UNLINK under its own prefix, nothing else. */
+async function cleanExternal (url: string, prefix: string): Promise<void> {
+  const client = new Redis(url)
+  try {
+    for await (const keys of client.scanStream({ match: prefix + '*', count: 500 })) {
+      if ((keys as string[]).length > 0) await client.unlink(...(keys as string[]))
+    }
+  } finally {
+    client.disconnect()
+  }
+}
+
+export async function main (argv: string[]): Promise<number> {
+  const settings = parseArgs(argv)
+  const loadBefore = loadavg()[0] as number
+  const selected = LOAD_CASES.filter((c) => settings.only === undefined || settings.only.has(c.id))
+  /** Cases the plugin cannot run yet (it rejects an option they need), with the reason. */
+  const unavailable = new Map<string, string>()
+  const runStampede = settings.only === undefined || settings.only.has('stampede')
+
+  const redis: TestRedis = await startRedis()
+  const prefix = `bench-${RUN_TAG}:`
+  const work = mkdtempSync(join(tmpdir(), 'fastify-cache-bench-'))
+  const servers = new Map<string, BenchServer>()
+  let infoClient: Redis | undefined
+  const bar = new cliProgress.SingleBar({
+    stream: process.stderr,
+    format: ' bench {bar} {percentage}% | {stage} | ETA {eta_formatted}',
+    hideCursor: true,
+    clearOnComplete: true,
+    noTTYOutput: true,
+    notTTYSchedule: 15_000,
+    etaBuffer: 30
+  }, cliProgress.Presets.shades_classic)
+
+  try {
+    const version = await redisVersion(redis.url)
+    const info = new Redis(redis.url)
+    infoClient = info
+    const env = {
+      BENCH_REDIS_URL: redis.url,
+      BENCH_PREFIX: prefix,
+      BENCH_BLOG_DB: join(work, 'blog.db'),
+      BENCH_STAMPEDE_MS: String(STAMPEDE_HANDLER_MS)
+    }
+    const serverNames: ServerCase[] = [...selected.map((c) => c.server), ...(runStampede ? ['stampede' as const] : [])]
+    const plannedS = selected.length * (settings.warmupS + settings.rounds * settings.durationS)
+    bar.start(plannedS + serverNames.length + (runStampede ? settings.stampedeRounds : 0), 0, { stage: 'starting servers' })
+    // Progress in seconds of load: autocannon ticks every second, and each run ends exactly on its share.
+    let done = 0
+    const step = (seconds: number): void => {
+      done += seconds
+      bar.update(done)
+    }
+    const ticker = (seconds: number): () => void => {
+      let ticks = 0
+      return () => { bar.update(done + Math.min(++ticks, seconds)) }
+    }
+    let seeded = false
+    for (const name of serverNames) {
+      bar.update({ stage: `starting ${name}` })
+      const blogSeed = name.startsWith('blog') && !seeded
+      if (blogSeed) seeded = true
+      const profileDir = settings.profile.has(name) ? mkdtempSync(join(tmpdir(), `fastify-cache-prof-${name}-`)) : undefined
+      const started = await BenchServer.start(name, { ...env, BENCH_BLOG_SEED: blogSeed ? '1' : '0' }, profileDir)
+      if (started instanceof BenchServer) servers.set(name, started)
+      else unavailable.set(name, started.unavailable)
+      step(1)
+    }
+    const cases = selected.filter((c) => !unavailable.has(c.id))
+    if (unavailable.has('stampede')) throw new Error(`the stampede server cannot run: ${unavailable.get('stampede') ?? ''}`)
+    bar.setTotal(cases.length * (settings.warmupS + settings.rounds * settings.durationS) + serverNames.length +
+      (runStampede ? settings.stampedeRounds : 0))
+    const serverOf = (c: LoadCase): BenchServer => servers.get(c.server) as BenchServer
+
+    // Every case serves what it claims to, before anything is timed; the two blogs serve the same bytes.
+    const bodies = new Map<string, Buffer>()
+    for (const c of cases) bodies.set(c.id, await check(c, serverOf(c)))
+    const cachedBlog = bodies.get('blog-cached')
+    const uncachedBlog = bodies.get('blog-uncached')
+    if (cachedBlog !== undefined && uncachedBlog !== undefined && !cachedBlog.equals(uncachedBlog)) {
+      throw new Error('the cached and uncached blog index differ: they would not be the same page')
+    }
+    const blogBytes = (cachedBlog ?? uncachedBlog)?.length
+
+    for (const c of cases) {
+      bar.update({ stage: `warm-up ${c.id}` })
+      await load(c, serverOf(c), settings.warmupS, ticker(settings.warmupS))
+      step(settings.warmupS)
+    }
+
+    const results = new Map<string, RoundResult[]>(cases.map((c) => [c.id, []]))
+    for (let round = 0; round < settings.rounds; round++) {
+      // Alternate the order, so that a drift of the machine during the run does not favour one side of a ratio.
+      const order = round % 2 === 0 ? cases : [...cases].reverse()
+      for (const c of order) {
+        bar.update({ stage: `round ${round + 1}/${settings.rounds} ${c.id}` })
+        results.get(c.id)?.push(await measure(c, serverOf(c), info, round, settings.durationS, ticker(settings.durationS)))
+        step(settings.durationS)
+      }
+    }
+
+    const stampedeRounds: StampedeRound[] = []
+    const stampedeServer = servers.get('stampede')
+    if (stampedeServer !== undefined) {
+      for (let round = 0; round < settings.stampedeRounds; round++) {
+        bar.update({ stage: `stampede ${round + 1}/${settings.stampedeRounds}` })
+        stampedeRounds.push(await stampedeRound(stampedeServer, round))
+        step(1)
+      }
+    }
+    bar.update({ stage: 'closing servers' })
+    for (const server of servers.values()) await server.close()
+    bar.stop()
+
+    // ----- summaries
+    const summaries: CaseSummary[] = selected.map((row) => {
+      const rounds = results.get(row.id)
+      if (rounds === undefined) {
+        return {
+          id: row.id,
+          label: row.label,
+          reqPerSec: undefined,
+          p50Ms: undefined,
+          p99Ms: undefined,
+          serverCpuUsPerReq: undefined,
+          redisCpuUsPerReq: undefined,
+          redisCommandsPerReq: undefined,
+          note: `not yet available: ${unavailable.get(row.id) ?? 'not run'}`
+        }
+      }
+      return {
+        id: row.id,
+        label: row.label,
+        reqPerSec: median(rounds.map((r) => r.reqPerSec)),
+        p50Ms: median(rounds.map((r) => r.p50Ms)),
+        p99Ms: median(rounds.map((r) => r.p99Ms)),
+        serverCpuUsPerReq: median(rounds.map((r) => r.serverCpuUsPerReq)),
+        redisCpuUsPerReq: median(rounds.map((r) => r.redisCpuUsPerReq)),
+        redisCommandsPerReq: median(rounds.map((r) => r.redisCommandsPerReq))
+      }
+    })
+    const comparisons: Comparison[] = COMPARISONS.flatMap((spec): Comparison[] => {
+      const mine = results.get(spec.caseId)
+      const theirs = results.get(spec.vsId)
+      const vsLabel = SHORT_LABELS[spec.vsId] ?? spec.vsId
+      const ran = (id: string): boolean => results.has(id) || unavailable.has(id)
+      if (!ran(spec.caseId) || !ran(spec.vsId)) return [] // left out with --only
+      const missing = [spec.caseId, spec.vsId].find((id) => unavailable.has(id))
+      if (missing !== undefined) {
+        const note = `${missing} not yet available: ${unavailable.get(missing) ?? ''}`
+        return [{ caseId: spec.caseId, vsId: spec.vsId, vsLabel, ratio: undefined, rounds: [], min: spec.min, verdict: 'N/A', note }]
+      }
+      if (mine === undefined || theirs === undefined) return []
+      const perRound = mine.map((r, i) => r.reqPerSec / (theirs[i]?.reqPerSec ?? NaN))
+      const ratio = median(perRound)
+      const verdict: Verdict = spec.min === undefined ? 'INFO' : ratio >= spec.min ? 'PASS' : 'FAIL'
+      return [{ caseId: spec.caseId, vsId: spec.vsId, vsLabel, ratio, rounds: perRound, min: spec.min, verdict }]
+    })
+    let stampede: StampedeSummary | undefined
+    if (stampedeRounds.length > 0) {
+      const runs = stampedeRounds.map((r) => r.handlerRuns)
+      stampede = {
+        label: `7  cold stampede, ${STAMPEDE_CONCURRENCY} concurrent`,
+        concurrency: STAMPEDE_CONCURRENCY,
+        handlerMs: STAMPEDE_HANDLER_MS,
+        runs,
+        maxInFlight: stampedeRounds.map((r) => r.maxInFlight),
+        p50Ms: median(stampedeRounds.map((r) => r.p50Ms)),
+        p99Ms: median(stampedeRounds.map((r) => r.p99Ms)),
+        verdict: runs.every((n) => n === 1) ? 'PASS' : 'FAIL'
+      }
+    }
+
+    // Requests that failed, or cache hits that were not hits, make a round's figure meaningless: say so.
+    const warnings: string[] = []
+    for (const [id, rounds] of results) {
+      for (const r of rounds) {
+        if (r.errors > 0 || r.non2xx > 0) warnings.push(`${id} round ${r.round + 1}: ${r.errors} errors, ${r.non2xx} non-2xx`)
+        if (r.cache !== undefined && (id === 'plugin-hit' || id === 'blog-cached') && r.cache.misses > 0) {
+          warnings.push(`${id} round ${r.round + 1}: ${r.cache.misses} misses (lookup timeouts: ${r.cache.errors}) among ${r.cache.hits} hits`)
+        }
+        if (r.cache !== undefined && id === 'miss-plugin' && r.cache.writes < r.requests * 0.99) {
+          warnings.push(`${id} round ${r.round + 1}: only ${r.cache.writes} writes for ${r.requests} requests`)
+        }
+      }
+    }
+    const busy = cpus().length * 0.5
+    if (loadBefore > busy) {
+      warnings.push(`the machine was busy before the run (1-minute load average ${loadBefore.toFixed(2)} on ` +
+        `${cpus().length} cores): other work shares the CPUs, so every figure is noisier than usual`)
+    }
+    for (const r of stampedeRounds) {
+      if (r.maxInFlight < STAMPEDE_CONCURRENCY) {
+        warnings.push(`stampede round ${r.round + 1}: at most ${r.maxInFlight} of ${STAMPEDE_CONCURRENCY} requests were in flight at once`)
+      }
+    }
+
+    const cpuList = cpus()
+    const machine = {
+      cores: cpuList.length,
+      cpu: cpuList[0]?.model ?? 'unknown',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      os: `${platform()} ${release()}`,
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: loadavg()[0],
+      redis: `${version}${redis.external ? ' (REDIS_URL)' : ' (own redis-server)'}`
+    }
+    const command = `npm run bench${argv.length > 0 ? ' -- ' + argv.join(' ') : ''}`
+    const title = `fastify-cache bench: ${machine.cores} cores, Node ${machine.node}, Redis ${version}; ` +
+      `${settings.rounds} rounds × ${settings.durationS} s, ${CONNECTIONS} connections`
+    const table = textTable(summaries, comparisons, stampede)
+    console.log(`\n${title}\n$ ${command}\n`)
+    console.log(table)
+    console.log('\nreq/s, p50, p99, node µs (the server process\'s CPU per response), redis µs (redis-server\'s CPU per ' +
+      'response) and cmd/req (Redis commands per response) are medians of the rounds; each ratio is the median of the ' +
+      'per-round ratios of two cases measured in the same round.')
+    console.log(`Pages: ${PAGE_BUFFER.length} bytes (cases 1-5)${blogBytes === undefined ? '' : `, blog index ${blogBytes} bytes (case 6)`}. ` +
+      `Stampede: a handler of ${STAMPEDE_HANDLER_MS} ms, ${STAMPEDE_CONCURRENCY} requests on open connections; ` +
+      `peak in flight at the server ${stampede?.maxInFlight.join(', ') ?? 'n/a'}.`)
+    if (settings.profile.size > 0) console.log('Profiled servers run slower: this run\'s ratios are not the reference figures.')
+    for (const [id, reason] of unavailable) console.log(`N/A ${id}: ${reason}`)
+    for (const warning of warnings) console.log(`warning: ${warning}`)
+
+    const profiles: Record<string, ProfileSummary> = {}
+    for (const [name, server] of servers) {
+      const file = server.profileFile()
+      if (file === undefined) continue
+      profiles[name] = summarizeProfile(file)
+      console.log('\n' + formatProfile(name, profiles[name]))
+    }
+
+    const json = {
+      generatedAt: new Date().toISOString(),
+      command,
+      machine,
+      settings: { ...settings, profile: [...settings.profile], only: settings.only === undefined ? undefined : [...settings.only], connections: CONNECTIONS },
+      pageBytes: PAGE_BUFFER.length,
+      blogIndexBytes: blogBytes,
+      cases: Object.fromEntries(cases.map((c) => [c.id, { label: c.label, path: c.path, uniqueQuery: c.uniqueQuery === true, rounds: results.get(c.id) }])),
+      summaries,
+      comparisons,
+      stampede: stampede === undefined ? undefined : { ...stampede, rounds: stampedeRounds },
+      warnings,
+      profiles,
+      unavailable: Object.fromEntries(unavailable),
+      notes: {
+        'plugin-l1': 'fastify-cache with { l1: true, bus: true }: decoded pages in process memory in front of Redis, ' +
+          'kept consistent across instances by the pub/sub bus. N/A when the plugin rejects those options.',
+        'miss-process': "the miss case with singleFlight: 'process', i.e. without the fleet-wide Redis lock",
+        'miss-ioredis': 'the floor of a miss on Redis, by hand: one HGET that finds nothing and one 4 KB HSET',
+        'blog-uncached': 'The same blog (same SQLite file, same plugins) whose index route has its config.cache removed ' +
+          'by an onRoute hook before fastify-cache sees it: no cache hooks run for it. The cached and uncached bodies ' +
+          'are checked to be byte-identical.'
+      },
+      table
+    }
+    writeFileSync(join(HERE, 'results.json'), JSON.stringify(json, null, 2) + '\n')
+    writeFileSync(join(HERE, 'results.svg'), svgChart(title, summaries, comparisons, stampede))
+    console.log('\nwrote bench/results.json and bench/results.svg')
+    // A missed target is a finding, not a crash: the exit code says so only when asked (--strict).
+    const failed = comparisons.some((c) => c.verdict === 'FAIL') || stampede?.verdict === 'FAIL'
+    return failed && settings.strict ? 1 : 0
+  } finally {
+    bar.stop()
+    infoClient?.disconnect()
+    for (const server of servers.values()) await server.close().catch(() => {})
+    if (redis.external) await cleanExternal(redis.url, prefix).catch(() => {})
+    await redis.stop()
+    rmSync(work, { recursive: true, force: true })
+  }
+}
