@@ -385,6 +385,8 @@ interface StampedeRound {
   maxInFlight: number
   statuses: Record<string, number>
   xCache: Record<string, number>
+  /** Store failures and timeouts during the round: a lookup that fails open reads as a miss. */
+  cacheErrors: number
   p50Ms: number
   p99Ms: number
 }
@@ -394,7 +396,7 @@ async function stampedeRound (server: BenchServer, round: number): Promise<Stamp
   const agent = new Agent({ keepAlive: true, maxSockets: STAMPEDE_CONCURRENCY, maxFreeSockets: STAMPEDE_CONCURRENCY })
   try {
     await Promise.all(Array.from({ length: STAMPEDE_CONCURRENCY }, async () => await get(server.url + '/ping', agent)))
-    await server.stats(true)
+    const before = await server.stats(true)
     const path = `/cold?round=${RUN_TAG}-${round}`
     const responses = await Promise.all(Array.from({ length: STAMPEDE_CONCURRENCY }, async () => await get(server.url + path, agent)))
     const stats = await server.stats()
@@ -410,6 +412,7 @@ async function stampedeRound (server: BenchServer, round: number): Promise<Stamp
       maxInFlight: stats.maxInFlight,
       statuses: tally(responses.map((r) => String(r.status))),
       xCache: tally(responses.map((r) => String(r.headers['x-cache'] ?? 'none'))),
+      cacheErrors: (stats.cache?.errors ?? 0) - (before.cache?.errors ?? 0),
       p50Ms: percentile(ms, 50),
       p99Ms: percentile(ms, 99)
     }
@@ -588,8 +591,9 @@ export async function main (argv: string[]): Promise<number> {
       if (mine === undefined || theirs === undefined) return []
       const perRound = mine.map((r, i) => r.reqPerSec / (theirs[i]?.reqPerSec ?? NaN))
       const ratio = median(perRound)
+      const cpuRatio = median(mine.map((r, i) => (theirs[i]?.serverCpuUsPerReq ?? NaN) / r.serverCpuUsPerReq))
       const verdict: Verdict = spec.min === undefined ? 'INFO' : ratio >= spec.min ? 'PASS' : 'FAIL'
-      return [{ caseId: spec.caseId, vsId: spec.vsId, vsLabel, ratio, rounds: perRound, min: spec.min, verdict }]
+      return [{ caseId: spec.caseId, vsId: spec.vsId, vsLabel, ratio, rounds: perRound, cpuRatio, min: spec.min, verdict }]
     })
     let stampede: StampedeSummary | undefined
     if (stampedeRounds.length > 0) {
@@ -625,6 +629,10 @@ export async function main (argv: string[]): Promise<number> {
         `${cpus().length} cores): other work shares the CPUs, so every figure is noisier than usual`)
     }
     for (const r of stampedeRounds) {
+      if (r.handlerRuns !== 1) {
+        warnings.push(`stampede round ${r.round + 1}: ${r.handlerRuns} handler runs (x-cache ${JSON.stringify(r.xCache)}, ` +
+          `${r.cacheErrors} store failures or timeouts during the round)`)
+      }
       if (r.maxInFlight < STAMPEDE_CONCURRENCY) {
         warnings.push(`stampede round ${r.round + 1}: at most ${r.maxInFlight} of ${STAMPEDE_CONCURRENCY} requests were in flight at once`)
       }
@@ -653,6 +661,9 @@ export async function main (argv: string[]): Promise<number> {
     console.log(`Pages: ${PAGE_BUFFER.length} bytes (cases 1-5)${blogBytes === undefined ? '' : `, blog index ${blogBytes} bytes (case 6)`}. ` +
       `Stampede: a handler of ${STAMPEDE_HANDLER_MS} ms, ${STAMPEDE_CONCURRENCY} requests on open connections; ` +
       `peak in flight at the server ${stampede?.maxInFlight.join(', ') ?? 'n/a'}.`)
+    const cpuLines = comparisons.filter((c) => c.min !== undefined && c.cpuRatio !== undefined).map((c) =>
+      `${c.caseId} ÷ ${c.vsId} ${c.cpuRatio?.toFixed(2) ?? ''}`)
+    if (cpuLines.length > 0) console.log(`The same targets in server CPU per response (theirs ÷ ours): ${cpuLines.join('; ')}.`)
     if (settings.profile.size > 0) console.log('Profiled servers run slower: this run\'s ratios are not the reference figures.')
     for (const [id, reason] of unavailable) console.log(`N/A ${id}: ${reason}`)
     for (const warning of warnings) console.log(`warning: ${warning}`)

@@ -72,7 +72,9 @@ export function summarizeProfile (file: string, topN = 25): ProfileSummary {
   const keyOf = (node: ProfileNode): string => {
     const { functionName, url, lineNumber } = node.callFrame
     if (url === '') return functionName === '' ? '(anonymous native)' : functionName
-    return `${functionName === '' ? '(anonymous)' : functionName} ${shortUrl(url)}:${lineNumber + 1}`
+    // tsx compiles .ts files onto one line: their line numbers say nothing, the function name does.
+    const line = /\.[cm]?ts$/.test(url) ? '' : `:${lineNumber + 1}`
+    return `${functionName === '' ? '(anonymous)' : functionName} ${shortUrl(url)}${line}`
   }
   const self = new Map<string, number>()
   const total = new Map<string, number>()

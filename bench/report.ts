@@ -25,6 +25,11 @@ export interface Comparison {
   ratio: number | undefined
   /** The per-round ratios the median came from. */
   rounds: number[]
+  /**
+   * The same comparison in server CPU per response (theirs ÷ ours, median of the rounds): how much cheaper or dearer a
+   * response is in the server process, whoever else had the CPU. For information; the verdict is on req/s.
+   */
+  cpuRatio?: number
   /** The target, as `ratio >= min`; undefined for a ratio shown for information (a ceiling). */
   min: number | undefined
   verdict: Verdict
