@@ -273,6 +273,7 @@ export class FastifyCache {
     const memoized = async (...args: A): Promise<Awaited<R>> => {
       const variant = argumentsVariant(args)
       return await this.#once(storeKey + '\n' + variant, async () => {
+        const startedAt = tags.length === 0 ? undefined : await this.#core.storeNow()
         const read = await this.#core.failOpen('lookup', () => this.#core.store.getField(storeKey, variant),
           this.#core.options.lookupTimeoutMs)
         const found = this.#decode(read?.value)
@@ -280,7 +281,7 @@ export class FastifyCache {
         if (found !== undefined) return found.value as Awaited<R>
         const value = await fn(...args)
         if (value !== undefined) {
-          this.#core.writeVariant(storeKey, variant, encodeValue(name, value, ttlMs), ttlMs, tags, read?.version)
+          this.#core.writeVariant(storeKey, variant, encodeValue(name, value, ttlMs), ttlMs, tags, read?.version, startedAt)
         }
         return value
       })

@@ -13,6 +13,8 @@ export const TAG_NAMESPACE = '__tags/'
 export const LOCK_NAMESPACE = '__lock/'
 const FLEET_POLL_FIRST_MS = 10
 const FLEET_POLL_MAX_MS = 200
+/** Allowed disagreement between clocks, used only when the store's own clock could not be read. */
+export const CLOCK_SKEW_MS = 1_000
 const EMPTY = Buffer.alloc(0)
 
 export interface CacheStats {
@@ -149,40 +151,57 @@ export class CacheCore {
     }
   }
 
+  /** The store's clock, for ordering a computation against purges; undefined when the store cannot say. */
+  async storeNow (log?: FastifyBaseLogger): Promise<number | undefined> {
+    const store = this.store
+    if (typeof store.now !== 'function') return Date.now()
+    return await this.failOpen('time', async () => await (store.now as () => Promise<number>)(), this.options.lookupTimeoutMs, log)
+  }
+
   /** The store key of a tag's index: a field key whose fields are the store keys carrying the tag. */
   tagKey (tag: string): string {
     return toStoreKey(this.prefix, TAG_NAMESPACE + tag)
   }
 
   /**
-   * Stores a page or value variant in the background; a failure is logged and dropped. The tag index is written in
-   * the same tick, before the entry, so an invalidation issued after this call always finds the entry.
-   * `ifVersion`: the version the lookup saw; a delete since then (in any process) makes the store refuse the write.
+   * Stores a page or value variant in the background; a failure is logged and dropped. Nothing computed from data
+   * older than a purge is kept, whichever process purged:
+   * - `ifVersion`, the version the lookup saw, refuses the write when the key was deleted since;
+   * - `startedAt`, when the computation began by the store's clock (`storeNow`), refuses the tag index writes when
+   *   one of its tags was invalidated since, and the page is then taken back out. An invalidation that runs after the
+   *   index writes finds the key and bumps its version, which refuses (or removes) the page write.
    */
   writeVariant (
     storeKey: string, variant: string, bytes: Buffer, ttlMs: number, tags: readonly string[],
-    ifVersion: number | undefined, log?: FastifyBaseLogger
-  ): void {
+    ifVersion: number | undefined, startedAt: number | undefined, log?: FastifyBaseLogger
+  ): Promise<boolean> {
     this.counters.writes++
-    this.failOpen('write', async () => {
-      const writes = tags.map(async (tag) => await this.store.setField(this.tagKey(tag), storeKey, EMPTY, ttlMs, 0))
-      writes.push(this.store.setField(storeKey, variant, bytes, ttlMs, this.options.maxVariants, ifVersion))
-      await Promise.all(writes)
-    }, undefined, log)
+    return this.failOpen('write', async () => {
+      // All in one tick, so that a lookup issued after this response finds the page (one connection keeps order).
+      const since = tags.length === 0 ? undefined : startedAt ?? Date.now() - CLOCK_SKEW_MS
+      const indexing = Promise.all(tags.map(async (tag) =>
+        await this.store.setField(this.tagKey(tag), storeKey, EMPTY, ttlMs, 0, undefined, since)))
+      const writing = this.store.setField(storeKey, variant, bytes, ttlMs, this.options.maxVariants, ifVersion)
+      const [indexed, written] = await Promise.all([indexing, writing])
+      if (!indexed.includes(false)) return written
+      // A tag was invalidated after this computation began: take the page back out, with a tombstone.
+      if (written) await this.store.delete([storeKey], this.options.tombstoneMs)
+      return false
+    }, undefined, log).then((written) => written === true)
   }
 
   /**
    * Deletes keys (every variant of a page), leaving tombstones so that nothing computed before the delete is stored
    * after it, here or in another process. Rejects when the store fails.
    */
-  async purge (storeKeys: string[]): Promise<number> {
-    this.invalidated(storeKeys)
+  async purge (storeKeys: string[], tags: readonly string[] = []): Promise<number> {
+    this.invalidated(storeKeys, tags)
     try {
       const held = await this.store.delete(storeKeys, this.options.tombstoneMs)
-      await this.bus?.publish({ keys: storeKeys })
+      await this.bus?.publish(tags.length === 0 ? { keys: storeKeys } : { keys: storeKeys, tags: [...tags] })
       return held
     } finally {
-      this.invalidated(storeKeys)
+      this.invalidated(storeKeys, tags)
     }
   }
 
@@ -200,7 +219,8 @@ export class CacheCore {
 
   /** Another instance purged: drop our copies and keep responses computed before it out of the cache. */
   received (message: BusMessage): void {
-    this.invalidated(message.all === true ? undefined : message.keys ?? [])
+    if (message.all === true) this.invalidated(undefined)
+    else this.invalidated(message.keys ?? [], message.tags ?? [])
   }
 
   /** Purges every entry carrying any of the tags, with every variant, and the tags' indexes. */
@@ -208,7 +228,7 @@ export class CacheCore {
     const tagKeys = tags.map((tag) => this.tagKey(tag))
     const members = await Promise.all(tagKeys.map(async (key) => await this.store.fields(key)))
     const keys = [...new Set(members.flat())]
-    const purged = await this.purge([...keys, ...tagKeys])
+    const purged = await this.purge([...keys, ...tagKeys], tags)
     return purged - tagKeys.filter((_key, i) => (members[i] ?? []).length > 0).length
   }
 
@@ -310,11 +330,15 @@ export class CacheCore {
    * After a delete or clear: nothing computed or looked up before it may be stored or shared after it, and L1 drops
    * the keys (all of it when `storeKeys` is undefined).
    */
-  invalidated (storeKeys?: readonly string[]): void {
+  invalidated (storeKeys?: readonly string[], tags: readonly string[] = []): void {
     this.generation++
     this.lookups.clear()
     this.flights.clear()
-    if (storeKeys === undefined) this.l1?.clear()
-    else this.l1?.deleteKeys(storeKeys)
+    if (storeKeys === undefined) {
+      this.l1?.clear()
+    } else {
+      this.l1?.deleteKeys(storeKeys)
+      this.l1?.deleteTags(tags)
+    }
   }
 }

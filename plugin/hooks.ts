@@ -24,6 +24,8 @@ interface PendingStore {
   stale: PageEntry | undefined
   /** The fleet-wide lock this request holds while it computes the page. */
   lockToken: Buffer | undefined
+  /** When the computation began, by the store's clock: a tag invalidated after it keeps the response out. */
+  startedAt: number | undefined
 }
 
 declare module 'fastify' {
@@ -239,6 +241,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     }
     const flight = core.flights.has(flightId) ? undefined : core.startFlight(flightId)
     let lockToken: Buffer | undefined
+    // Tagged pages note when they began, by the store's clock, in the same round trip as the lock when there is one.
+    const clock = route.tags === undefined ? undefined : core.storeNow(request.log)
     if (flight !== undefined && !force && core.options.singleFlight === 'fleet') {
       const lock = await core.acquireLock(flightId, request.log)
       if (lock.held) {
@@ -252,6 +256,7 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       }
       lockToken = lock.token
     }
+    const startedAt = clock === undefined ? undefined : await clock
     core.counters.misses++
     request[kCacheState] = {
       storeKey: key.storeKey,
@@ -261,7 +266,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       generation,
       version,
       stale,
-      lockToken
+      lockToken,
+      startedAt
     }
   }
 
@@ -331,9 +337,15 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         reply.header('etag', entry.etag)
         // A delete or clear ran while this response was computed: it may predate the purge, so it is not kept.
         if (pending.generation === core.generation) {
-          core.writeVariant(pending.storeKey, pending.variant, encodePage(entry), entry.ttlMs + entry.staleMs,
-            entry.tags, pending.version, request.log)
-          core.l1?.set(pending.flightId, entry, pending.version ?? 0)
+          const written = core.writeVariant(pending.storeKey, pending.variant, encodePage(entry),
+            entry.ttlMs + entry.staleMs, entry.tags, pending.version, pending.startedAt, request.log)
+          if (core.l1 !== undefined) {
+            // L1 keeps only what the store accepted, and nothing a purge has overtaken meanwhile.
+            const l1 = core.l1
+            const stored = entry
+            written.then((ok) => { if (ok && pending.generation === core.generation) l1.set(pending.flightId, stored, pending.version ?? 0) })
+              .catch(() => {})
+          }
         }
       }
       return captured.payload

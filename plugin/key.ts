@@ -99,7 +99,7 @@ function headerValue (value: string | string[] | undefined): string | undefined 
 
 /**
  * Computes where a request's response lives. Returns null when the request must bypass the cache: it carries a query
- * string on a route that does not key one.
+ * string on a route that does not key one, or its target is not an origin-form path.
  */
 export function requestKey (request: FastifyRequest, route: NormalizedRouteOptions, prefix: string): RequestKey | null {
   const url = request.url
@@ -113,8 +113,15 @@ export function requestKey (request: FastifyRequest, route: NormalizedRouteOptio
     query = canonical.query
     storable = !canonical.extra
   }
+  const path = queryAt === -1 ? url : url.slice(0, queryAt)
+  // Absolute-form targets, `*` and fragments never name a page a visitor asks for: no key is minted for them.
+  if (path.charCodeAt(0) !== 47 /* / */ || path.includes('#')) return null
+  const canonicalPath = normalizePath(path)
+  // Another spelling of a page (`/%61bout`) may read it but not write it: the handler saw the raw URL, and what it
+  // rendered from that must not become what visitors of the canonical URL get.
+  if (canonicalPath !== path) storable = false
   const base = route.key === undefined
-    ? pageKey(url)
+    ? 'view/' + canonicalPath
     : typeof route.key === 'string' ? route.key : route.key(request)
   const varyValues = route.vary.map((name) => headerValue(request.headers[name]))
   return { storeKey: toStoreKey(prefix, base), variant: variantOf(query, varyValues), storable }

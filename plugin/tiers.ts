@@ -52,6 +52,14 @@ export class LocalTier {
     }
   }
 
+  /** Drops every page carrying any of the tags. */
+  deleteTags (tags: readonly string[]): void {
+    if (this.lru.size === 0 || tags.length === 0) return
+    for (const [id, { entry }] of [...this.lru.entries()]) {
+      if (entry.tags.some((tag) => tags.includes(tag))) this.lru.delete(id)
+    }
+  }
+
   clear (): void {
     this.lru.clear()
   }
@@ -62,8 +70,9 @@ export interface BusMessage {
   from: string
   /** Epoch milliseconds at publish, to measure delivery. */
   at: number
-  /** Store keys purged (every variant), or `all` for a clear. */
+  /** Store keys purged (every variant), tags invalidated, or `all` for a clear. */
   keys?: string[]
+  tags?: string[]
   all?: boolean
 }
 

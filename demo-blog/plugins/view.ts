@@ -83,7 +83,8 @@ export default fp<ViewPluginOptions>(async function viewPlugin (fastify, options
       // The admin bar's logout form needs a token; anonymous pages must not touch the session (it would set a cookie).
       csrfToken: data.csrfToken ?? (user !== undefined ? this.generateCsrf() : undefined),
       canonicalUrl: publicUrl !== undefined && data.canonicalPath !== undefined ? publicUrl + data.canonicalPath : undefined,
-      currentPath: this.request.url.split('?')[0]
+      // From the route, not the raw URL: every spelling of a path must render the same page (it may be cached).
+      currentPath: this.request.routeOptions.url
     })
     if (statusCode !== undefined) this.code(statusCode)
     return await this.type('text/html; charset=utf-8').send(html)

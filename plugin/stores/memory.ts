@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import type { CacheStore, FieldRead, StoreKeyInfo } from './store.js'
 
-type FieldsItem = { kind: 'fields', fields: Map<string, Buffer>, size: number, version: number }
+type FieldsItem = { kind: 'fields', fields: Map<string, Buffer>, size: number, version: number, purgedAt: number }
 type Item = { kind: 'value', value: Buffer, size: number } | FieldsItem
 
 const ITEM_OVERHEAD_BYTES = 64
@@ -65,7 +65,7 @@ export class MemoryStore implements CacheStore {
       this.lru.delete(key)
       if (tombstoneMs > 0) {
         const version = (item?.kind === 'fields' ? item.version : 0) + 1
-        this.lru.set(key, { kind: 'fields', fields: new Map(), size: 0, version }, { ttl: ttlMsOf(tombstoneMs) })
+        this.lru.set(key, { kind: 'fields', fields: new Map(), size: 0, version, purgedAt: Date.now() }, { ttl: ttlMsOf(tombstoneMs) })
       }
     }
     return held
@@ -84,11 +84,13 @@ export class MemoryStore implements CacheStore {
   }
 
   async setField (
-    key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number
+    key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number,
+    ifNotPurgedSince?: number
   ): Promise<boolean> {
     const current = this.lru.get(key, { updateAgeOnGet: false })
     const version = current?.kind === 'fields' ? current.version : 0
     if (ifVersion !== undefined && ifVersion !== version) return false
+    if (ifNotPurgedSince !== undefined && current?.kind === 'fields' && current.purgedAt >= ifNotPurgedSince) return false
     let item: FieldsItem
     let ttl = ttlMsOf(ttlMs)
     if (current?.kind === 'fields') {
@@ -101,7 +103,7 @@ export class MemoryStore implements CacheStore {
       const previous = item.fields.get(field)
       if (previous !== undefined) item.size -= previous.length + field.length
     } else {
-      item = { kind: 'fields', fields: new Map(), size: 0, version }
+      item = { kind: 'fields', fields: new Map(), size: 0, version, purgedAt: 0 }
     }
     item.fields.set(field, value)
     item.size += value.length + field.length

@@ -1,51 +1,57 @@
 import type { Cluster, Redis } from 'ioredis'
-import { VERSION_FIELD, type CacheStore, type FieldRead, type StoreKeyInfo } from './store.js'
+import { PURGED_FIELD, VERSION_FIELD, type CacheStore, type FieldRead, type StoreKeyInfo } from './store.js'
 
 type RedisClient = Redis | Cluster
 
 // Every script names one key, so they run on Redis Cluster. The #!lua shebang (Redis 7+) makes Redis refuse a
 // script under maxmemory like any other write; without it, EVAL would write past the limit.
 
-// A variant: replace a foreign value, refuse when a delete ran since `ifVersion` was read, start over (keeping the
-// version) past maxFields, and never shorten the key's life, since its other variants may need longer.
+// How many of a hash's fields are the key's own bookkeeping rather than variants.
+const INTERNAL_COUNT = `(redis.call('HEXISTS', KEYS[1], '${VERSION_FIELD}') + redis.call('HEXISTS', KEYS[1], '${PURGED_FIELD}'))`
+
+const IS_TOMBSTONE = `(redis.call('TYPE', KEYS[1]).ok == 'hash' and redis.call('HLEN', KEYS[1]) == ${INTERNAL_COUNT})`
+
+// A variant: replace a foreign value, refuse when a delete ran since `ifVersion` was read (or since the time
+// `ifNotPurgedSince`), start over (keeping the bookkeeping) past maxFields, and never shorten the key's life, since
+// its other variants may need longer.
 const SET_FIELD = `#!lua
-local key, field, version = KEYS[1], ARGV[1], ARGV[5]
+local key, field = KEYS[1], ARGV[1]
 if redis.call('TYPE', key).ok ~= 'hash' then redis.call('DEL', key) end
-local current = redis.call('HGET', key, '${VERSION_FIELD}')
-if version ~= '' and (current or '0') ~= version then return 0 end
+local version = redis.call('HGET', key, '${VERSION_FIELD}')
+local purged = redis.call('HGET', key, '${PURGED_FIELD}')
+if ARGV[5] ~= '' and (version or '0') ~= ARGV[5] then return 0 end
+if ARGV[6] ~= '' and purged and tonumber(purged) >= tonumber(ARGV[6]) then return 0 end
 local maxFields = tonumber(ARGV[4])
-if redis.call('HSET', key, field, ARGV[2]) == 1 and maxFields > 0 and redis.call('HLEN', key) > maxFields + 1 then
+if redis.call('HSET', key, field, ARGV[2]) == 1 and maxFields > 0 and redis.call('HLEN', key) - ${INTERNAL_COUNT} > maxFields then
   redis.call('DEL', key)
   redis.call('HSET', key, field, ARGV[2])
-  if current then redis.call('HSET', key, '${VERSION_FIELD}', current) end
+  if version then redis.call('HSET', key, '${VERSION_FIELD}', version) end
+  if purged then redis.call('HSET', key, '${PURGED_FIELD}', purged) end
 end
 local ttl = tonumber(ARGV[3])
 if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 return 1`
 
-// Returns 1 when the key held data. Leaves a tombstone with the next version.
+// Returns 1 when the key held data. Leaves a tombstone with the next version and the time of the delete.
 const DELETE = `#!lua
 local key = KEYS[1]
 local kind = redis.call('TYPE', key).ok
 local version = 0
 local held = 0
 if kind == 'hash' then
-  local current = redis.call('HGET', key, '${VERSION_FIELD}')
-  version = tonumber(current or '0')
-  if redis.call('HLEN', key) > (current and 1 or 0) then held = 1 end
+  version = tonumber(redis.call('HGET', key, '${VERSION_FIELD}') or '0')
+  if redis.call('HLEN', key) > ${INTERNAL_COUNT} then held = 1 end
 elseif kind ~= 'none' then
   held = 1
 end
 redis.call('DEL', key)
 local tombstone = tonumber(ARGV[1])
 if tombstone > 0 then
-  redis.call('HSET', key, '${VERSION_FIELD}', version + 1)
+  local now = redis.call('TIME')
+  redis.call('HSET', key, '${VERSION_FIELD}', version + 1, '${PURGED_FIELD}', now[1] * 1000 + math.floor(now[2] / 1000))
   redis.call('PEXPIRE', key, tombstone)
 end
 return held`
-
-const IS_TOMBSTONE = `(redis.call('TYPE', KEYS[1]).ok == 'hash' and redis.call('HLEN', KEYS[1]) == 1 and
-  redis.call('HEXISTS', KEYS[1], '${VERSION_FIELD}') == 1)`
 
 const ADD = `#!lua
 if ${IS_TOMBSTONE} then redis.call('DEL', KEYS[1]) end
@@ -120,6 +126,11 @@ export class RedisStore implements CacheStore {
     return held.reduce<number>((sum, count) => sum + (count as number), 0)
   }
 
+  async now (): Promise<number> {
+    const [seconds, micros] = await this.client.time()
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+  }
+
   async deleteIfEquals (key: string, value: Buffer): Promise<boolean> {
     return (await this.client.eval(DELETE_IF_EQUALS, 1, key, value)) === 1
   }
@@ -131,10 +142,12 @@ export class RedisStore implements CacheStore {
   }
 
   async setField (
-    key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number
+    key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number,
+    ifNotPurgedSince?: number
   ): Promise<boolean> {
     const version = ifVersion === undefined ? '' : String(ifVersion)
-    return (await this.client.eval(SET_FIELD, 1, key, field, value, ttlMsOf(ttlMs), maxFields, version)) === 1
+    const since = ifNotPurgedSince === undefined ? '' : String(Math.floor(ifNotPurgedSince))
+    return (await this.client.eval(SET_FIELD, 1, key, field, value, ttlMsOf(ttlMs), maxFields, version, since)) === 1
   }
 
   async deleteField (key: string, field: string): Promise<boolean> {
@@ -143,7 +156,7 @@ export class RedisStore implements CacheStore {
 
   async fields (key: string): Promise<string[]> {
     const names = (await wrongTypeIsMissing(this.client.hkeys(key))) ?? []
-    return names.filter((name) => name !== VERSION_FIELD)
+    return names.filter((name) => name !== VERSION_FIELD && name !== PURGED_FIELD)
   }
 
   /** Every master; a Cluster client knows them only once it has loaded the slot map, so wait for that. */
@@ -191,14 +204,14 @@ export class RedisStore implements CacheStore {
         const batch = keys as string[]
         if (batch.length === 0) continue
         const pipeline = node.pipeline()
-        for (const key of batch) pipeline.pttl(key).type(key).hlen(key).hexists(key, VERSION_FIELD)
+        for (const key of batch) pipeline.pttl(key).type(key).hlen(key).hexists(key, VERSION_FIELD).hexists(key, PURGED_FIELD)
         const results = (await pipeline.exec()) ?? []
         for (let i = 0; i < batch.length && found.length < limit; i++) {
-          const [ttl, type, length, versioned] = results.slice(i * 4, i * 4 + 4).map((result) => result[1])
+          const [ttl, type, length, versioned, purged] = results.slice(i * 5, i * 5 + 5).map((result) => result[1])
           if (ttl === -2) continue // expired between SCAN and PTTL
           const info: StoreKeyInfo = { key: batch[i] as string, ttlMs: ttl as number }
           if (type === 'hash') {
-            info.variants = (length as number) - (versioned as number)
+            info.variants = (length as number) - (versioned as number) - (purged as number)
             if (info.variants === 0) continue // a tombstone holds no data
           }
           found.push(info)

@@ -27,10 +27,13 @@ export interface CacheStore {
   getField (key: string, field: string): Promise<FieldRead>
   /**
    * Stores one variant; the key then lives at least `ttlMs`. A key that would hold more than `maxFields` variants
-   * starts over (0: no bound). With `ifVersion`, writes only if the key's version still is that one, and resolves
-   * whether it wrote.
+   * starts over (0: no bound). With `ifVersion`, writes only if the key's version still is that one; with
+   * `ifNotPurgedSince` (epoch ms), only if the key was not deleted at or after that time. Resolves whether it wrote.
    */
-  setField (key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number): Promise<boolean>
+  setField (
+    key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number,
+    ifNotPurgedSince?: number
+  ): Promise<boolean>
   deleteField (key: string, field: string): Promise<boolean>
   /** The variant names of a field key. */
   fields (key: string): Promise<string[]>
@@ -38,6 +41,8 @@ export interface CacheStore {
   clear (prefix: string): Promise<number>
   /** Optional: up to `limit` keys holding data under `prefix`, with their remaining time to live (-1: none). */
   list? (prefix: string, limit: number): Promise<StoreKeyInfo[]>
+  /** Optional: the store's clock (epoch ms), the one deletes are stamped with. Default: this process's clock. */
+  now? (): Promise<number>
   /** Optional: called on close, for stores that own a connection. */
   close? (): Promise<void>
 }
@@ -59,6 +64,9 @@ export const REQUIRED_STORE_METHODS = [
   'get', 'set', 'add', 'has', 'delete', 'deleteIfEquals', 'getField', 'setField', 'deleteField', 'fields', 'clear'
 ] as const
 
-/** The field that holds a key's version. Variant names (base64url, or '') and tag members (prefixed keys) never
- * contain a space, so they cannot collide with it. */
+/**
+ * The fields a field key keeps for itself: its version, and when it was last deleted (epoch ms, the store's clock).
+ * Variant names (base64url, or '') and tag members (prefixed keys) never start with a space, so never collide.
+ */
 export const VERSION_FIELD = ' version'
+export const PURGED_FIELD = ' purged'

@@ -146,6 +146,19 @@ export function runStoreContract (
       t.equal((await store.getField(k('keeps-version'), 'c')).version, version, 'starting over keeps the version')
     })
 
+    t.test('a write started before a delete is refused by ifNotPurgedSince', async (t) => {
+      const startedAt = Date.now() - 5_000
+      await store.setField(k('tag-index'), 'member-1', bytes(''), 10_000, 0)
+      await store.delete([k('tag-index')], 10_000)
+      t.equal(await store.setField(k('tag-index'), 'member-2', bytes(''), 10_000, 0, undefined, startedAt), false,
+        'a render that began before the delete may not add itself')
+      t.same(await store.fields(k('tag-index')), [])
+      t.equal(await store.setField(k('tag-index'), 'member-3', bytes(''), 10_000, 0, undefined, Date.now() + 5_000), true,
+        'one that began after it may')
+      t.same(await store.fields(k('tag-index')), ['member-3'])
+      t.equal(await store.setField(k('never-purged'), 'm', bytes(''), 10_000, 0, undefined, Date.now()), true)
+    })
+
     t.test('fields lists the variants of a key', async (t) => {
       await store.setField(k('index'), 'm1', bytes(''), 10_000, 0)
       await store.setField(k('index'), 'm2', bytes(''), 10_000, 0)
@@ -172,7 +185,7 @@ export function runStoreContract (
       const listed = await store.list!(prefix, 100)
       const l1 = listed.find((info) => info.key === k('l1'))
       const l2 = listed.find((info) => info.key === k('l2'))
-      t.ok(l1 !== undefined && l1.ttlMs > 50_000 && l1.ttlMs <= 60_050, `value with ttl (${l1?.ttlMs})`)
+      t.ok(l1 !== undefined && l1.ttlMs > 50_000 && l1.ttlMs <= 61_000, `value with ttl (${l1?.ttlMs})`)
       t.equal(l1?.variants, undefined)
       t.equal(l2?.variants, 2)
       t.ok(listed.every((info) => info.key.startsWith(prefix)))

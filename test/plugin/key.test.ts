@@ -1,6 +1,8 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { canonicalQuery, normalizePath, pageKey, toStoreKey, variantOf } from '../../plugin/key.js'
+import { canonicalQuery, normalizePath, pageKey, requestKey, toStoreKey, variantOf } from '../../plugin/key.js'
+import { normalizeRouteOptions } from '../../plugin/options.js'
+import type { FastifyRequest } from 'fastify'
 import { MAX_KEY_BYTES } from '../../plugin/index.js'
 
 t.test('the page key is Flask-Caching\'s view/<path>', async (t) => {
@@ -69,4 +71,15 @@ t.test('property: different canonical queries never share a variant', async (t) 
     return (qa === qb) === (variantOf(qa, []) === variantOf(qb, []))
   }), { numRuns: 2_000 })
   t.pass('2000 random pairs')
+})
+
+t.test('requestKey: only origin-form targets get a key, and only the canonical spelling writes', async (t) => {
+  const route = normalizeRouteOptions({ queryString: ['page'] }, { defaultTtl: 60 }, 'GET /x')
+  const keyOf = (url: string): ReturnType<typeof requestKey> => requestKey({ url, headers: {} } as unknown as FastifyRequest, route, 'p:')
+  for (const target of ['*', 'http://evil.example/post/1', '/post/1#x', '/#1']) t.equal(keyOf(target), null, `${target} bypasses`)
+  t.same(keyOf('/post/1'), { storeKey: 'p:view//post/1', variant: '', storable: true })
+  t.same(keyOf('/post/%31'), { storeKey: 'p:view//post/1', variant: '', storable: false })
+  t.same(keyOf('/post/%e4%b8%ad'), { storeKey: 'p:view//post/%E4%B8%AD', variant: '', storable: false })
+  t.equal(keyOf('/?page=2&utm=1')?.storable, false)
+  t.equal(keyOf('/?page=2')?.storable, true)
 })

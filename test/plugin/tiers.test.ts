@@ -49,6 +49,7 @@ t.test('two instances with L1 and the bus: an edit on A is never served stale by
   const delays: number[] = []
   for (let round = 1; round <= 30; round++) {
     await b.inject('/')
+    await sleep(5) // L1 takes a page once the store has accepted it
     t.equal((await b.inject('/')).body, `index v${content}`)
     content = round
     await a.cache.delete('view//')
@@ -100,6 +101,7 @@ t.test('while the bus is down, L1 is empty and off; it comes back with the bus',
   app.get('/b', { config: { cache: { ttl: 60 } } }, async () => 'page')
   await app.ready()
   await app.inject('/b')
+  await sleep(20) // L1 takes a page once the store has accepted it
   await app.inject('/b')
   t.equal(app.cache.stats().l1Hits, 1)
   t.equal(app.cache.stats().bus?.connected, true)
