@@ -75,6 +75,7 @@ export class CacheCore {
   generation = 0
   /** Lookups under way, shared by concurrent requests for one key. */
   private readonly lookups = new Map<string, Promise<FieldRead | undefined>>()
+  private readonly decoded = new WeakMap<Buffer, PageEntry>()
   /** Cold pages being computed in this process, by `storeKey\nvariant`. */
   readonly flights = new Map<string, Flight>()
   private readonly failureLog: RateLimitedLog
@@ -142,8 +143,13 @@ export class CacheCore {
 
   /** Decodes a stored page; corrupt or foreign bytes are logged and read as a miss (and later overwritten). */
   readPage (bytes: Buffer, log: FastifyBaseLogger): PageEntry | undefined {
+    // Requests that shared one lookup share its bytes: decode them once.
+    const decoded = this.decoded.get(bytes)
+    if (decoded !== undefined) return decoded
     try {
-      return decodePage(bytes)
+      const entry = decodePage(bytes)
+      this.decoded.set(bytes, entry)
+      return entry
     } catch (err) {
       this.counters.errors++
       this.warn(log, 'decode', err, 'fastify-cache: unreadable entry treated as a miss')

@@ -44,7 +44,8 @@ function resolveStore (fastify: FastifyInstance, options: NormalizedOptions): Re
   }
   if (typeof options.redis === 'string') {
     // Our own connection fails fast, so that a dead Redis costs a lookup budget rather than a queue of retries.
-    const owned = new Redis(options.redis, { maxRetriesPerRequest: 1, connectTimeout: 2_000 })
+    // Auto-pipelining batches the commands of concurrent requests into one write (measured: less Redis CPU per miss).
+    const owned = new Redis(options.redis, { maxRetriesPerRequest: 1, connectTimeout: 2_000, enableAutoPipelining: true })
     owned.on('error', (err) => fastify.log.debug({ err }, 'fastify-cache: redis connection error'))
     return { store: new RedisStore(owned), kind: 'redis', owned }
   }

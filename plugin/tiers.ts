@@ -68,6 +68,9 @@ export class LocalTier {
 export interface BusMessage {
   /** The instance that published it; an instance ignores its own. */
   from: string
+  /** Set on purges; an instance that applied one answers with `ack` set to it. */
+  id?: string
+  ack?: string
   /** Epoch milliseconds at publish, to measure delivery. */
   at: number
   /** Store keys purged (every variant), tags invalidated, or `all` for a clear. */
@@ -79,12 +82,17 @@ export interface BusMessage {
 export interface BusStats {
   connected: boolean
   received: number
+  /** Purges whose confirmations did not all arrive within BUS_ACK_TIMEOUT_MS. */
+  ackTimeouts: number
   /** Publish-to-delivery delay of the last message and the largest seen, in milliseconds. */
   lastDelayMs: number
   maxDelayMs: number
 }
 
 type RedisClient = Redis | Cluster
+
+/** How long a purge waits for the other instances to confirm they dropped their copies. */
+export const BUS_ACK_TIMEOUT_MS = 1_000
 
 /**
  * Invalidations over Redis pub/sub, on a second connection: every delete, invalidateTags or clear is published, and
@@ -93,11 +101,15 @@ type RedisClient = Redis | Cluster
 export class InvalidationBus {
   readonly instanceId = randomUUID()
   readonly channel: string
+  /** Confirmations travel apart from the purges, so that a listener on the channel sees purges only. */
+  readonly ackChannel: string
   private readonly publisher: RedisClient
   private readonly subscriber: RedisClient
   private readonly log: FastifyBaseLogger
   private connected = false
-  private readonly counters = { received: 0, lastDelayMs: 0, maxDelayMs: 0 }
+  private readonly counters = { received: 0, lastDelayMs: 0, maxDelayMs: 0, ackTimeouts: 0 }
+  /** Purges of ours still waiting for confirmations, by id. */
+  private readonly awaiting = new Map<string, { remaining: number, done: () => void }>()
 
   constructor (
     publisher: RedisClient, channel: string, log: FastifyBaseLogger,
@@ -106,6 +118,7 @@ export class InvalidationBus {
   ) {
     this.publisher = publisher
     this.channel = channel
+    this.ackChannel = channel + ':ack'
     this.log = log
     this.subscriber = (publisher as { duplicate: () => RedisClient }).duplicate()
     this.subscriber.on('error', (err: Error) => this.log.debug({ err }, 'fastify-cache: bus connection error'))
@@ -120,7 +133,7 @@ export class InvalidationBus {
   }
 
   async start (): Promise<void> {
-    await this.subscriber.subscribe(this.channel)
+    await this.subscriber.subscribe(this.channel, this.ackChannel)
     this.setConnected(true)
   }
 
@@ -133,7 +146,7 @@ export class InvalidationBus {
   }
 
   private receive (channel: string, text: string): void {
-    if (channel !== this.channel) return
+    if (channel !== this.channel && channel !== this.ackChannel) return
     let message: BusMessage
     try {
       message = JSON.parse(text) as BusMessage
@@ -142,14 +155,44 @@ export class InvalidationBus {
       return
     }
     if (message.from === this.instanceId) return
+    if (message.ack !== undefined) {
+      const waiting = this.awaiting.get(message.ack)
+      if (waiting !== undefined && --waiting.remaining <= 0) waiting.done()
+      return
+    }
     this.counters.received++
     this.counters.lastDelayMs = Math.max(0, Date.now() - message.at)
     this.counters.maxDelayMs = Math.max(this.counters.maxDelayMs, this.counters.lastDelayMs)
     this.onMessage(message)
+    if (message.id !== undefined) {
+      this.publisher.publish(this.ackChannel, JSON.stringify({ from: this.instanceId, at: Date.now(), ack: message.id }))
+        .catch((err: unknown) => this.log.debug({ err }, 'fastify-cache: bus confirmation not sent'))
+    }
   }
 
-  async publish (message: Omit<BusMessage, 'from' | 'at'>): Promise<void> {
-    await this.publisher.publish(this.channel, JSON.stringify({ ...message, from: this.instanceId, at: Date.now() }))
+  /**
+   * Publishes a purge and waits until every other instance listening has applied it (up to BUS_ACK_TIMEOUT_MS), so
+   * that the purge's caller can answer knowing no instance still holds the old page in memory. On a Cluster, PUBLISH
+   * counts only one node's listeners, so the wait is skipped there.
+   */
+  async publish (message: Omit<BusMessage, 'from' | 'at' | 'id' | 'ack'>): Promise<void> {
+    const id = randomUUID()
+    const listeners = await this.publisher.publish(this.channel,
+      JSON.stringify({ ...message, from: this.instanceId, at: Date.now(), id }))
+    const others = Number(listeners) - (this.connected ? 1 : 0)
+    if (others <= 0 || (this.publisher as Cluster).isCluster === true) return
+    await new Promise<void>((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer)
+        this.awaiting.delete(id)
+        resolve()
+      }
+      const timer = setTimeout(() => {
+        this.counters.ackTimeouts++
+        finish()
+      }, BUS_ACK_TIMEOUT_MS)
+      this.awaiting.set(id, { remaining: others, done: finish })
+    })
   }
 
   async close (): Promise<void> {

@@ -183,8 +183,7 @@ async function run (t: Test, fleet: Fleet): Promise<void> {
   if (immediate.length > 0) t.comment(`stale right after the last write's response:\n${immediate.join('\n')}`)
   await fleet.settle()
   t.same(await staleReads(fleet, 'once the bus settled'), [], 'every instance shows the final state, index and posts')
-  t.same(immediate, [], 'even the very next read after the last write is fresh',
-    { todo: 'FINDING: bus purges reach other instances asynchronously; a read there right after the write can hit L1' })
+  t.same(immediate, [], 'even the very next read after the last write is fresh')
 }
 
 t.test(`two in-process instances, inject: ${WRITERS} writers × ${OPS_PER_WRITER} ops, ${READERS} readers`, async (t) => {

@@ -275,9 +275,7 @@ t.test('unpublishing a post hides it from readers of every instance', async (t) 
   }
   t.same(settled, [], 'once the purges are delivered, no instance shows the unpublished post')
   if (immediate.length > 0) t.comment(immediate.join('\n'))
-  // FINDING: the bus is asynchronous. The edit's response is sent once Redis accepted the PUBLISH, before the other
-  // instance has read it, so a read there in that window is served its L1 copy (in process: deterministically, for
-  // the post page, whose purge is the second message).
-  t.same(immediate, [], 'even the very next read, right after the edit\'s response, no longer shows it',
-    { todo: 'FINDING: bus purges reach the other instances after the response; L1 serves the old page meanwhile' })
+  // A purge waits until the other instances confirm on the bus that they dropped their L1 copies, so the edit's
+  // response comes after every instance forgot the post.
+  t.same(immediate, [], 'even the very next read, right after the edit\'s response, no longer shows it')
 })

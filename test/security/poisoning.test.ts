@@ -173,7 +173,7 @@ async function storedPagesAreClean (app: FastifyInstance, references: Map<string
     if (key.startsWith(prefix + '__') || field === VERSION_FIELD) continue
     const path = key.slice(prefix.length + 'view/'.length)
     const clean = [...references].filter(([url]) => url.split('?')[0] === path).map(([, reference]) => reference.body)
-    // Keys no visitor's request maps to (`view/*`, absolute-form targets): see the todo test below.
+    // Keys no visitor's request maps to (`view/*`, absolute-form targets): see the test below.
     if (clean.length === 0) continue
     const body = decodePage(value).body.toString()
     if (!clean.includes(body)) problems.push(`${key.slice(prefix.length)} holds a page that is no clean render of ${path}`)
