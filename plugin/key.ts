@@ -68,7 +68,12 @@ export function pageKey (url: string): string {
  * their order), decoded and re-encoded. Returns `extra: true` when unkeyed parameters were dropped.
  */
 export function canonicalQuery (rawQuery: string, keyed: 'all' | ReadonlySet<string>): { query: string, extra: boolean } {
-  const params = new URLSearchParams(rawQuery)
+  // The '&' keeps URLSearchParams from dropping a leading '?', which Fastify's parser keeps as part of a name.
+  const params = new URLSearchParams('&' + rawQuery)
+  const canonical = params.toString()
+  // Malformed escapes (`%%00`) and invalid UTF-8 (`%FF`, read as U+FFFD) decode alike from different bytes, while
+  // Fastify's parser may keep them apart: key such a query by its raw bytes, and never let it write.
+  if (canonical.includes('%') && !strictlyDecodable(rawQuery)) return { query: '\u0000raw\u0000' + rawQuery, extra: true }
   let extra = false
   if (keyed !== 'all') {
     for (const name of new Set(params.keys())) {
@@ -80,6 +85,15 @@ export function canonicalQuery (rawQuery: string, keyed: 'all' | ReadonlySet<str
   }
   params.sort()
   return { query: params.toString(), extra }
+}
+
+function strictlyDecodable (rawQuery: string): boolean {
+  try {
+    decodeURIComponent(rawQuery.replace(/\+/g, ' '))
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** The variant of a request: '' when nothing but the path is keyed. */
