@@ -87,26 +87,3 @@ export function fuzzRequests (count: number, seed: number): FuzzRequest[] {
   }
   return requests
 }
-
-/**
- * Whether a request's query takes one of the two shapes on which plugin/key.ts and Fastify's parser disagree (see
- * stress/README.md, "Findings"): a query starting with a second '?', or percent-escapes that are not valid UTF-8 or
- * that spell U+FFFD. Two requests differing only there can share a cache key while their handlers see different
- * queries.
- */
-export function touchesKnownCollision (target: string): boolean {
-  const at = target.indexOf('?')
-  if (at === -1) return false
-  const query = target.slice(at + 1)
-  if (query.startsWith('?')) return true
-  for (const run of query.match(/(?:%[0-9A-Fa-f]{2})+/g) ?? []) {
-    const bytes = Buffer.from(run.replace(/%/g, ''), 'hex')
-    if (bytes.includes(Buffer.from([0xef, 0xbf, 0xbd]))) return true
-    try {
-      new TextDecoder('utf-8', { fatal: true }).decode(bytes)
-    } catch {
-      return true
-    }
-  }
-  return false
-}
