@@ -114,19 +114,26 @@ export class CacheCore {
       this.counters.skipped++
       return undefined
     }
+    const started = Date.now()
     try {
       const pending = call()
       const value = await (timeoutMs === undefined ? pending : withTimeout(pending, timeoutMs, kind))
-      if (this.breaker.success()) (log ?? this.log).info('fastify-cache: the store answers again; caching resumes')
+      // An answer slower than the lookup budget is not health: it must not close (or keep closed) the breaker.
+      if (Date.now() - started > this.options.lookupTimeoutMs) this.breakerFailure(log, undefined)
+      else if (this.breaker.success()) this.warn(log, 'breaker-closed', undefined, 'fastify-cache: the store answers again; caching resumes')
       return value
     } catch (err) {
       this.counters.errors++
-      if (this.breaker.failure()) {
-        (log ?? this.log).warn({ err }, 'fastify-cache: circuit breaker open; requests skip the store for ' +
-          `${this.options.breakerCooldownMs}ms`)
-      }
+      this.breakerFailure(log, err)
       this.warn(log, kind, err, `fastify-cache: store ${kind} failed; serving without the cache`)
       return undefined
+    }
+  }
+
+  /** Breaker transitions are logged like failures, at most once per kind per interval, so a flapping store is one line. */
+  private breakerFailure (log: FastifyBaseLogger | undefined, err: unknown): void {
+    if (this.breaker.failure()) {
+      this.warn(log, 'breaker-open', err, `fastify-cache: circuit breaker open; requests skip the store for ${this.options.breakerCooldownMs}ms`)
     }
   }
 
@@ -280,16 +287,26 @@ export class CacheCore {
    */
   async acquireLock (flightId: string, log?: FastifyBaseLogger): Promise<{ token?: Buffer, held: boolean }> {
     const token = randomBytes(16)
-    const taken = await this.failOpen('lock',
-      () => this.store.add(this.lockKey(flightId), token, this.options.lockTimeoutMs), this.options.lookupTimeoutMs, log)
-    if (taken === undefined) return { held: false }
+    let adding: Promise<boolean> | undefined
+    const taken = await this.failOpen('lock', async () => {
+      adding = this.store.add(this.lockKey(flightId), token, this.options.lockTimeoutMs)
+      return await adding
+    }, this.options.lookupTimeoutMs, log)
+    if (taken === undefined) {
+      // Timed out here, it may still land in the store: release it then, or it would stall the page for lockTimeoutMs.
+      adding?.then((late) => { if (late) this.releaseLock(flightId, token, log) }, () => {})
+      return { held: false }
+    }
     return taken ? { token, held: false } : { held: true }
   }
 
-  /** Releases the lock if it is still ours; one that expired and was taken by another process is left alone. */
+  /**
+   * Releases the lock if it is still ours; one that expired and was taken by another process is left alone.
+   * Not behind the breaker: a lock left in place would stall the page for every process.
+   */
   releaseLock (flightId: string, token: Buffer, log?: FastifyBaseLogger): void {
-    this.failOpen('unlock', () => this.store.deleteIfEquals(this.lockKey(flightId), token), undefined, log)
-      .catch(() => {})
+    this.store.deleteIfEquals(this.lockKey(flightId), token)
+      .catch((err: unknown) => this.warn(log, 'unlock', err, 'fastify-cache: a fleet lock could not be released; it expires'))
   }
 
   /**

@@ -11,6 +11,13 @@ const KIND_PAGE = 0x50 // 'P'
 const KIND_VALUE = 0x56 // 'V'
 const PREAMBLE_BYTES = 9
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const HEADER_VALUE = /^[\t\u0020-\u007e\u0080-\u00ff]*$/
+
+function isHeaderValue (value: unknown): boolean {
+  return typeof value === 'string' && HEADER_VALUE.test(value)
+}
+
 export interface PageEntry {
   status: number
   headers: Record<string, string | string[]>
@@ -32,6 +39,8 @@ export interface ValueEntry {
 
 interface PageHeader {
   s: number
+  /** Body length: a truncated entry is caught, not served. */
+  n: number
   h: Record<string, string | string[]>
   c: number
   t: number
@@ -88,7 +97,9 @@ export function etagOf (body: Buffer): string {
 }
 
 export function encodePage (entry: PageEntry): Buffer {
-  const header: PageHeader = { s: entry.status, h: entry.headers, c: entry.createdAt, t: entry.ttlMs, e: entry.etag }
+  const header: PageHeader = {
+    s: entry.status, n: entry.body.length, h: entry.headers, c: entry.createdAt, t: entry.ttlMs, e: entry.etag
+  }
   if (entry.staleMs > 0) header.x = entry.staleMs
   if (entry.tags.length > 0) header.g = entry.tags
   return frame(KIND_PAGE, header, entry.body)
@@ -98,8 +109,17 @@ export function encodePage (entry: PageEntry): Buffer {
 export function decodePage (bytes: Buffer): PageEntry {
   const { header, bodyOffset } = unframe(bytes, KIND_PAGE)
   const page = header as unknown as PageHeader
-  if (typeof page.s !== 'number' || typeof page.h !== 'object' || page.h === null || typeof page.e !== 'string') {
+  if (!Number.isInteger(page.s) || page.s < 200 || page.s > 599 || typeof page.h !== 'object' || page.h === null ||
+    Array.isArray(page.h) || typeof page.e !== 'string' || !HEADER_VALUE.test(page.e)) {
     throw new FST_CACHE_CORRUPT_ENTRY('malformed page header')
+  }
+  if (page.n !== bytes.length - bodyOffset) throw new FST_CACHE_CORRUPT_ENTRY('truncated body')
+  // Node refuses a bad header name or value only when the response is written, past any hook: check them here.
+  for (const name in page.h) {
+    const value = page.h[name]
+    if (!HEADER_NAME.test(name) || !(Array.isArray(value) ? value.every(isHeaderValue) : isHeaderValue(value))) {
+      throw new FST_CACHE_CORRUPT_ENTRY('malformed stored header')
+    }
   }
   return {
     status: page.s,

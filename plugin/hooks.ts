@@ -189,6 +189,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     const generation = core.generation
     let version: number | undefined
     let stale: PageEntry | undefined
+    // False when the lookup failed or timed out: the store is not asked again for a lock or the time.
+    let storeAnswered = true
     if (!force) {
       const local = core.l1?.get(flightId)
       if (local !== undefined) {
@@ -197,6 +199,7 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         return serve(request, reply, local.entry, 'HIT')
       }
       const read = await core.lookupPage(key.storeKey, key.variant, request.log)
+      storeAnswered = read !== undefined
       version = read?.version
       const entry = read?.value === undefined ? undefined : core.readPage(read.value, request.log)
       if (entry !== undefined) {
@@ -242,8 +245,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     const flight = core.flights.has(flightId) ? undefined : core.startFlight(flightId)
     let lockToken: Buffer | undefined
     // Tagged pages note when they began, by the store's clock, in the same round trip as the lock when there is one.
-    const clock = route.tags === undefined ? undefined : core.storeNow(request.log)
-    if (flight !== undefined && !force && core.options.singleFlight === 'fleet') {
+    const clock = route.tags === undefined || !storeAnswered ? undefined : core.storeNow(request.log)
+    if (flight !== undefined && !force && storeAnswered && core.options.singleFlight === 'fleet') {
       const lock = await core.acquireLock(flightId, request.log)
       if (lock.held) {
         const entry = await core.awaitFleet(key.storeKey, key.variant, flightId, request.log)

@@ -11,7 +11,7 @@ export const DEFAULT_LOOKUP_TIMEOUT_MS = 50
 /** Consecutive store failures that open the circuit breaker. */
 export const DEFAULT_BREAKER_THRESHOLD = 5
 /** How long an open breaker skips the store before one request probes it again. */
-export const DEFAULT_BREAKER_COOLDOWN_MS = 5_000
+export const DEFAULT_BREAKER_COOLDOWN_MS = 1_000
 /** Largest response body stored; streams are buffered only up to this. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 /** Variants (query strings, vary values, memoized argument lists) kept under one key before it is reset. */

@@ -19,6 +19,10 @@ local key, field = KEYS[1], ARGV[1]
 if redis.call('TYPE', key).ok ~= 'hash' then redis.call('DEL', key) end
 local version = redis.call('HGET', key, '${VERSION_FIELD}')
 local purged = redis.call('HGET', key, '${PURGED_FIELD}')
+if (version and not tonumber(version)) or (purged and not tonumber(purged)) then
+  redis.call('DEL', key)
+  version, purged = nil, nil
+end
 if ARGV[5] ~= '' and (version or '0') ~= ARGV[5] then return 0 end
 if ARGV[6] ~= '' and purged and tonumber(purged) >= tonumber(ARGV[6]) then return 0 end
 local maxFields = tonumber(ARGV[4])
@@ -39,7 +43,7 @@ local kind = redis.call('TYPE', key).ok
 local version = 0
 local held = 0
 if kind == 'hash' then
-  version = tonumber(redis.call('HGET', key, '${VERSION_FIELD}') or '0')
+  version = tonumber(redis.call('HGET', key, '${VERSION_FIELD}') or '0') or 0
   if redis.call('HLEN', key) > ${INTERNAL_COUNT} then held = 1 end
 elseif kind ~= 'none' then
   held = 1
@@ -138,7 +142,9 @@ export class RedisStore implements CacheStore {
   async getField (key: string, field: string): Promise<FieldRead> {
     const found = await wrongTypeIsMissing(this.client.hmgetBuffer(key, field, VERSION_FIELD))
     const version = found?.[1]
-    return { value: found?.[0] ?? undefined, version: version === null || version === undefined ? 0 : Number(version) }
+    // A version that is not a number was not written by us: read it as 0; the next write replaces the key.
+    const parsed = version === null || version === undefined ? 0 : Number(version)
+    return { value: found?.[0] ?? undefined, version: Number.isInteger(parsed) ? parsed : 0 }
   }
 
   async setField (

@@ -45,6 +45,22 @@ t.test('corrupt or foreign bytes are coded errors', async (t) => {
   t.throws(() => decodePage(noTimes), { code: 'FST_CACHE_CORRUPT_ENTRY' })
 })
 
+t.test('a truncated body, a bad status or a bad stored header is corrupt, not served', async (t) => {
+  const good = encodePage(page)
+  t.throws(() => decodePage(good.subarray(0, good.length - 1)), { code: 'FST_CACHE_CORRUPT_ENTRY' }, 'one byte short')
+  t.throws(() => decodePage(Buffer.concat([good, Buffer.from('x')])), { code: 'FST_CACHE_CORRUPT_ENTRY' }, 'one byte long')
+  for (const [name, bad] of [
+    ['status 0', { ...page, status: 0 }],
+    ['status 1000', { ...page, status: 1000 }],
+    ['a header name with a space', { ...page, headers: { 'bad name': 'x' } }],
+    ['a header value with a newline', { ...page, headers: { 'x-a': 'line\r\nset-cookie: a=b' } }],
+    ['a non-string header value', { ...page, headers: { 'x-a': 5 as unknown as string } }],
+    ['an etag with a newline', { ...page, etag: '"a"\n' }]
+  ] as const) {
+    t.throws(() => decodePage(encodePage(bad as PageEntry)), { code: 'FST_CACHE_CORRUPT_ENTRY' }, name)
+  }
+})
+
 t.test('values are JSON, never evaluated', async (t) => {
   const value = { a: [1, 'two', null], b: { nested: true } }
   t.same(decodeValue(encodeValue('k', value, 1000)).value, value)
