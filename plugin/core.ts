@@ -148,6 +148,12 @@ export class CacheCore {
     return lookup
   }
 
+  /** A key held data of another type or a version we did not write: counted, logged, read as a miss. */
+  foreign (log: FastifyBaseLogger): void {
+    this.counters.errors++
+    this.warn(log, 'decode', undefined, 'fastify-cache: foreign data under the prefix treated as a miss; it will be overwritten')
+  }
+
   /** Decodes a stored page; corrupt or foreign bytes are logged and read as a miss (and later overwritten). */
   readPage (bytes: Buffer, log: FastifyBaseLogger): PageEntry | undefined {
     // Requests that shared one lookup share its bytes: decode them once.

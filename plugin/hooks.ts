@@ -200,6 +200,7 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       }
       const read = await core.lookupPage(key.storeKey, key.variant, request.log)
       storeAnswered = read !== undefined
+      if (read?.foreign === true) core.foreign(request.log)
       version = read?.version
       const entry = read?.value === undefined ? undefined : core.readPage(read.value, request.log)
       if (entry !== undefined) {

@@ -79,7 +79,8 @@ export class MemoryStore implements CacheStore {
 
   async getField (key: string, field: string): Promise<FieldRead> {
     const item = this.lru.get(key)
-    if (item?.kind !== 'fields') return { value: undefined, version: 0 }
+    if (item === undefined) return { value: undefined, version: 0 }
+    if (item.kind !== 'fields') return { value: undefined, version: 0, foreign: true }
     return { value: item.fields.get(field), version: item.version }
   }
 

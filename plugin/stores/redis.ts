@@ -141,10 +141,12 @@ export class RedisStore implements CacheStore {
 
   async getField (key: string, field: string): Promise<FieldRead> {
     const found = await wrongTypeIsMissing(this.client.hmgetBuffer(key, field, VERSION_FIELD))
-    const version = found?.[1]
+    if (found === undefined) return { value: undefined, version: 0, foreign: true }
+    const version = found[1]
     // A version that is not a number was not written by us: read it as 0; the next write replaces the key.
     const parsed = version === null || version === undefined ? 0 : Number(version)
-    return { value: found?.[0] ?? undefined, version: Number.isInteger(parsed) ? parsed : 0 }
+    if (!Number.isInteger(parsed)) return { value: undefined, version: 0, foreign: true }
+    return { value: found[0] ?? undefined, version: parsed }
   }
 
   async setField (

@@ -49,6 +49,8 @@ export interface CacheStore {
 
 export interface FieldRead {
   value: Buffer | undefined
+  /** The key holds something this store did not write (another type, a bad version): a miss, to be overwritten. */
+  foreign?: boolean
   /** 0 until the key is first deleted; bumped by every delete. */
   version: number
 }
