@@ -27,6 +27,11 @@ export class CircuitBreaker {
     return true
   }
 
+  /** Ends the cooldown now: the next call probes. For when the connection reports it is back. */
+  probeNow (): void {
+    if (this.openUntil !== 0) this.openUntil = Math.min(this.openUntil, Date.now())
+  }
+
   /** Returns true when this success closed an open breaker. */
   success (): boolean {
     const wasOpen = this.openUntil !== 0

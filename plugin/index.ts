@@ -72,6 +72,9 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
   const { store, kind, owned } = resolveStore(fastify, options)
   const core = new CacheCore(store, options, fastify.log)
   const cache = new FastifyCache(core, kind)
+  // When the connection comes back, probe at once rather than at the end of the cooldown.
+  const probe = (): void => core.breaker.probeNow()
+  if (store instanceof RedisStore) store.client.on('ready', probe)
   if (options.l1 !== undefined) core.l1 = new LocalTier(options.l1)
   if (options.bus) {
     if (!(store instanceof RedisStore)) throw invalidOption('bus', 'needs the Redis store (pub/sub carries the purges)')
@@ -115,6 +118,7 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
 
   fastify.addHook('onClose', async () => {
     clearInterval(pruneTimer)
+    if (store instanceof RedisStore) store.client.off('ready', probe)
     await core.bus?.close()
     await store.close?.()
     if (owned === undefined) return

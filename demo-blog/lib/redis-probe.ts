@@ -6,7 +6,13 @@ import { Redis } from 'ioredis'
  * closed) when Redis does not answer in time, so the blog can start on the memory store instead.
  */
 export async function connectRedis (url: string, timeoutMs: number, log: FastifyBaseLogger): Promise<Redis | undefined> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 1 })
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 1,
+    // Retry at least twice a second, so that cached pages come back soon after Redis does.
+    retryStrategy: (attempt: number) => Math.min(attempt * 50, 500)
+  })
   // Without a listener ioredis prints every reconnection error; the cache plugin already reports store failures.
   client.on('error', (err: Error) => log.debug({ err }, 'redis connection error'))
   let timer: NodeJS.Timeout | undefined
