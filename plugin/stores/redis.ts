@@ -181,7 +181,7 @@ export class RedisStore implements CacheStore {
     return cluster.nodes('master')
   }
 
-  /** SCAN and UNLINK on every master, under the prefix only; never KEYS or FLUSHDB. */
+  /** SCAN and UNLINK on every master, under the prefix only: nothing outside it is ever touched. */
   async clear (prefix: string): Promise<number> {
     let removed = 0
     for (const node of await this.masters()) {
