@@ -309,7 +309,7 @@ t.test('corrupt or foreign data under the prefix is a miss, logged, and overwrit
   t.equal((await app.inject('/corrupt')).headers['x-cache'], 'HIT', 'and overwritten')
   t.equal((await app.inject('/foreign')).body, 'fresh too')
   t.equal((await app.inject('/foreign')).headers['x-cache'], 'HIT', 'a foreign value is replaced')
-  t.equal(app.cache.stats().errors, 1)
+  t.equal(app.cache.stats().errors, 2, 'the corrupt entry and the foreign value are both counted')
 })
 
 t.test('paths that differ only in unreserved escapes share a key; encoded slashes do not', async (t) => {
