@@ -236,8 +236,10 @@ t.test('tags on a Cluster: invalidateTags reaches entries on every master, with 
   t.equal(await app.cache.invalidateTags(['all-tagged']), 21, 'twenty pages and one value')
   for (const id of [0, 7, 19]) t.equal((await app.inject(`/tagged/${id}?variant=1`)).body, `tagged ${id} v2`)
   t.equal(await app.cache.get('tagged-value'), undefined)
-  // Each page's own tag index (`tagged:<id>`) still names its purged page, except for the three just re-rendered.
-  t.equal(await app.cache.pruneTags(), 17, 'the sweep drops the dead members, on every master')
+  // Each page's own tag index (`tagged:<id>`) still names its purged page, except for the three just re-rendered;
+  // a re-render that began in the same millisecond as the purge is refused and leaves its member dead too.
+  const pruned = await app.cache.pruneTags()
+  t.ok(pruned >= 17 && pruned <= 20, `the sweep drops the dead members, on every master (${pruned})`)
   t.equal(await app.cache.pruneTags(), 0)
 })
 
