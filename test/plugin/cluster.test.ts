@@ -231,15 +231,16 @@ t.test('tags on a Cluster: invalidateTags reaches entries on every master, with 
   t.equal([...byNode.values()].filter((keys) => keys.length > 0).length, 3, 'tagged pages on all three masters')
   version = 2
   t.equal(await app.cache.invalidateTags(['tagged:3']), 1)
+  // A render that begins in the purge's own millisecond is refused (it may have read the old data): step past it.
+  await new Promise((resolve) => setTimeout(resolve, 5))
   t.equal((await app.inject('/tagged/3?variant=1')).body, 'tagged 3 v2')
   t.equal((await app.inject('/tagged/4')).headers['x-cache'], 'HIT')
   t.equal(await app.cache.invalidateTags(['all-tagged']), 21, 'twenty pages and one value')
+  await new Promise((resolve) => setTimeout(resolve, 5))
   for (const id of [0, 7, 19]) t.equal((await app.inject(`/tagged/${id}?variant=1`)).body, `tagged ${id} v2`)
   t.equal(await app.cache.get('tagged-value'), undefined)
-  // Each page's own tag index (`tagged:<id>`) still names its purged page, except for the three just re-rendered;
-  // a re-render that began in the same millisecond as the purge is refused and leaves its member dead too.
-  const pruned = await app.cache.pruneTags()
-  t.ok(pruned >= 17 && pruned <= 20, `the sweep drops the dead members, on every master (${pruned})`)
+  // Each page's own tag index (`tagged:<id>`) still names its purged page, except for the three just re-rendered.
+  t.equal(await app.cache.pruneTags(), 17, 'the sweep drops the dead members, on every master')
   t.equal(await app.cache.pruneTags(), 0)
 })
 
