@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { decodePage, freshForMs, type PageEntry } from './entry.js'
-import { CircuitBreaker, RateLimitedLog, withTimeout, type BreakerState } from './guard.js'
+import { withTimeout } from './errors.js'
+import { CircuitBreaker, RateLimitedLog, type BreakerState } from './guard.js'
 import type { NormalizedOptions } from './options.js'
 import { toStoreKey } from './key.js'
 import type { CacheStore, FieldRead } from './stores/store.js'
@@ -346,13 +347,7 @@ export class CacheCore {
 
   /** Waits for another request's computation, up to `lockTimeoutMs`; undefined when it stored nothing. */
   async awaitFlight (flight: Flight): Promise<PageEntry | undefined> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), this.options.lockTimeoutMs) })
-    try {
-      return await Promise.race([flight.promise, timeout])
-    } finally {
-      clearTimeout(timer)
-    }
+    return await withTimeout(flight.promise, this.options.lockTimeoutMs, 'wait').catch(() => undefined)
   }
 
   /**

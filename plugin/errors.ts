@@ -37,20 +37,26 @@ export function storeError (operation: string, cause: unknown): Error {
   return new FST_CACHE_STORE_ERROR(operation, message, { cause })
 }
 
-/** Wraps a store call so that direct API calls reject with a coded error. */
-export async function coded<T> (operation: string, promise: Promise<T>, timeoutMs?: number): Promise<T> {
+/** Rejects with FST_CACHE_TIMEOUT when `promise` takes longer than `ms`. */
+export async function withTimeout<T> (promise: Promise<T>, ms: number, operation: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new FST_CACHE_TIMEOUT(operation, ms)), ms)
+  })
   try {
-    if (timeoutMs === undefined) return await promise
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new FST_CACHE_TIMEOUT(operation, timeoutMs)), timeoutMs)
-    })
     return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Wraps a store call so that direct API calls reject with a coded error (FST_CACHE_TIMEOUT past `timeoutMs`). */
+export async function coded<T> (operation: string, promise: Promise<T>, timeoutMs?: number): Promise<T> {
+  try {
+    return await (timeoutMs === undefined ? promise : withTimeout(promise, timeoutMs, operation))
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code
     if (typeof code === 'string' && code.startsWith('FST_CACHE_')) throw err
     throw storeError(operation, err)
-  } finally {
-    clearTimeout(timer)
   }
 }

@@ -1,5 +1,4 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { FST_CACHE_TIMEOUT } from './errors.js'
 
 export type BreakerState = 'closed' | 'open' | 'half-open'
 
@@ -67,18 +66,5 @@ export class RateLimitedLog {
     }
     log.warn({ err, cacheFailure: kind, suppressed: seen?.suppressed ?? 0 }, message)
     this.last.set(kind, { at: now, suppressed: 0 })
-  }
-}
-
-/** Rejects with FST_CACHE_TIMEOUT when `promise` takes longer than `ms`. */
-export async function withTimeout<T> (promise: Promise<T>, ms: number, operation: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new FST_CACHE_TIMEOUT(operation, ms)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
   }
 }

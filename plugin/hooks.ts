@@ -125,11 +125,16 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     reply.header('x-cache', 'BYPASS')
   }
 
-  function serve (request: FastifyRequest, reply: FastifyReply, entry: PageEntry, label: 'HIT' | 'STALE'): FastifyReply {
+  /** The stored status and headers, with the entry's etag and age. */
+  function restore (reply: FastifyReply, entry: PageEntry): void {
     reply.code(entry.status)
     reply.headers(entry.headers)
     reply.header('etag', entry.etag)
     reply.header('age', String(Math.max(0, Math.floor((Date.now() - entry.createdAt) / 1000))))
+  }
+
+  function serve (request: FastifyRequest, reply: FastifyReply, entry: PageEntry, label: 'HIT' | 'STALE'): FastifyReply {
+    restore(reply, entry)
     reply.header('x-cache', label)
     if (entry.status === 200 && ifNoneMatch(request.headers['if-none-match'], entry.etag)) {
       reply.code(304)
@@ -315,10 +320,7 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     request.log.warn({ statusCode: reply.statusCode, url: request.url },
       'fastify-cache: the handler failed; serving the last good response within grace')
     for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
-    reply.code(stale.status)
-    reply.headers(stale.headers)
-    reply.header('etag', stale.etag)
-    reply.header('age', String(Math.max(0, Math.floor((Date.now() - stale.createdAt) / 1000))))
+    restore(reply, stale)
     return stale.body
   }
 
