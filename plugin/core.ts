@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { decodePage, freshForMs, type PageEntry } from './entry.js'
@@ -11,12 +11,16 @@ import type { BusMessage, BusStats, InvalidationBus, LocalTier } from './tiers.j
 
 /** Reserved logical namespaces under the prefix. */
 export const TAG_NAMESPACE = '__tags/'
-export const LOCK_NAMESPACE = '__lock/'
 const FLEET_POLL_FIRST_MS = 10
 const FLEET_POLL_MAX_MS = 200
 /** Allowed disagreement between clocks, used only when the store's own clock could not be read. */
 export const CLOCK_SKEW_MS = 1_000
 const EMPTY = Buffer.alloc(0)
+
+/** An error the store answered with (ioredis's ReplyError), as opposed to no answer: a lost connection, a timeout. */
+function isReplyError (err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError'
+}
 
 export interface CacheStats {
   /** Requests (and wrap/memoize/get calls) answered from the cache. */
@@ -76,6 +80,11 @@ export class CacheCore {
   generation = 0
   /** Lookups under way, shared by concurrent requests for one key. */
   private readonly lookups = new Map<string, Promise<FieldRead | undefined>>()
+  /** Lock tokens: this process's random id and a counter, so every lock taken is told apart across the fleet. */
+  private readonly lockTokenPrefix = randomBytes(12).toString('base64url') + ':'
+  private lockCount = 0
+  /** The token of each lookup that took a lock; claimed by the request that computes the page. */
+  private readonly lockTokens = new WeakMap<FieldRead, string>()
   private readonly decoded = new WeakMap<Buffer, PageEntry>()
   /** Cold pages being computed in this process, by `storeKey\nvariant`. */
   readonly flights = new Map<string, Flight>()
@@ -125,7 +134,9 @@ export class CacheCore {
       return value
     } catch (err) {
       this.counters.errors++
-      this.breakerFailure(log, err)
+      // A store that answers with an error (Redis full, a read-only replica) does not make requests wait: counted and
+      // logged, but the breaker stays for failures to answer, so hits go on while writes are refused.
+      if (!isReplyError(err)) this.breakerFailure(log, err)
       this.warn(log, kind, err, `fastify-cache: store ${kind} failed; serving without the cache`)
       return undefined
     }
@@ -138,15 +149,48 @@ export class CacheCore {
     }
   }
 
-  /** A page lookup: one store round trip, shared by concurrent requests for the same key, bounded in time. */
-  lookupPage (storeKey: string, variant: string, log: FastifyBaseLogger): Promise<FieldRead | undefined> {
-    const id = storeKey + '\n' + variant
+  /**
+   * A page lookup: one store round trip, shared by concurrent requests for the same key, bounded in time. With
+   * `lock`, a missing variant is locked fleet-wide in the same round trip; the request that goes on to compute it
+   * takes the lock with `claimLock`.
+   */
+  lookupPage (storeKey: string, variant: string, log: FastifyBaseLogger, lock = false): Promise<FieldRead | undefined> {
+    const id = (lock ? 'L' : 'R') + storeKey + '\n' + variant
     const pending = this.lookups.get(id)
     if (pending !== undefined) return pending
-    const lookup = this.failOpen('lookup', () => this.store.getField(storeKey, variant), this.options.lookupTimeoutMs, log)
+    const lookup = lock
+      ? this.readOrLock(storeKey, variant, log)
+      : this.failOpen('lookup', () => this.store.getField(storeKey, variant), this.options.lookupTimeoutMs, log)
     this.lookups.set(id, lookup)
     lookup.then(() => { if (this.lookups.get(id) === lookup) this.lookups.delete(id) })
     return lookup
+  }
+
+  private newLockToken (): string {
+    return this.lockTokenPrefix + String(++this.lockCount)
+  }
+
+  /** Reads a variant and locks it when it is missing. A lock that lands after the lookup budget is released. */
+  private async readOrLock (storeKey: string, variant: string, log: FastifyBaseLogger): Promise<FieldRead | undefined> {
+    const token = this.newLockToken()
+    let reading: Promise<FieldRead> | undefined
+    const read = await this.failOpen('lookup', async () => {
+      reading = this.store.getField(storeKey, variant, { token, ttlMs: this.options.lockTimeoutMs })
+      return await reading
+    }, this.options.lookupTimeoutMs, log)
+    if (read === undefined) {
+      reading?.then((late) => { if (late.lock === 'taken') this.unlock(storeKey, variant, token, log) }, () => {})
+    } else if (read.lock === 'taken') {
+      this.lockTokens.set(read, token)
+    }
+    return read
+  }
+
+  /** The lock a shared lookup took, to the first request that asks; later ones get undefined. */
+  claimLock (read: FieldRead): string | undefined {
+    const token = this.lockTokens.get(read)
+    this.lockTokens.delete(read)
+    return token
   }
 
   /** A key held data of another type or a version we did not write: counted, logged, read as a miss. */
@@ -193,7 +237,7 @@ export class CacheCore {
    */
   writeVariant (
     storeKey: string, variant: string, bytes: Buffer, ttlMs: number, tags: readonly string[],
-    ifVersion: number | undefined, startedAt: number | undefined, log?: FastifyBaseLogger
+    ifVersion: number | undefined, startedAt: number | undefined, log?: FastifyBaseLogger, unlock?: string
   ): Promise<boolean> {
     this.counters.writes++
     return this.failOpen('write', async () => {
@@ -201,13 +245,17 @@ export class CacheCore {
       const since = tags.length === 0 ? undefined : startedAt ?? Date.now() - CLOCK_SKEW_MS
       const indexing = Promise.all(tags.map(async (tag) =>
         await this.store.setField(this.tagKey(tag), storeKey, EMPTY, ttlMs, 0, undefined, since)))
-      const writing = this.store.setField(storeKey, variant, bytes, ttlMs, this.options.maxVariants, ifVersion)
+      const writing = this.store.setField(storeKey, variant, bytes, ttlMs, this.options.maxVariants, ifVersion, undefined, unlock)
       const [indexed, written] = await Promise.all([indexing, writing])
       if (!indexed.includes(false)) return written
       // A tag was invalidated after this computation began: take the page back out, with a tombstone.
       if (written) await this.store.delete([storeKey], this.options.tombstoneMs)
       return false
-    }, undefined, log).then((written) => written === true)
+    }, undefined, log).then((written) => {
+      // The write that carried the unlock never ran or failed: release the lock on its own.
+      if (written === undefined && unlock !== undefined) this.unlock(storeKey, variant, unlock, log)
+      return written === true
+    })
   }
 
   /**
@@ -284,65 +332,57 @@ export class CacheCore {
     flight.resolve(entry)
   }
 
-  lockKey (flightId: string): string {
-    return this.prefix + LOCK_NAMESPACE + createHash('sha256').update(flightId).digest('base64url')
-  }
-
   /**
-   * Tries to take the fleet-wide lock of a cold page (SET NX PX with a random token). `held`: another process
-   * computes it. Neither token nor held: the store cannot say, so compute without a lock.
+   * Takes the fleet-wide lock of a variant whether or not it is stored (a stale page being refreshed). `token`: ours;
+   * `held`: another process computes it; neither: the store cannot say, so compute without a lock.
    */
-  async acquireLock (flightId: string, log?: FastifyBaseLogger): Promise<{ token?: Buffer, held: boolean }> {
-    const token = randomBytes(16)
-    let adding: Promise<boolean> | undefined
+  async lockPage (storeKey: string, variant: string, log?: FastifyBaseLogger): Promise<{ token?: string, held: boolean }> {
+    const token = this.newLockToken()
+    let locking: Promise<boolean> | undefined
     const taken = await this.failOpen('lock', async () => {
-      adding = this.store.add(this.lockKey(flightId), token, this.options.lockTimeoutMs)
-      return await adding
+      locking = this.store.lockField(storeKey, variant, { token, ttlMs: this.options.lockTimeoutMs })
+      return await locking
     }, this.options.lookupTimeoutMs, log)
     if (taken === undefined) {
       // Timed out here, it may still land in the store: release it then, or it would stall the page for lockTimeoutMs.
-      adding?.then((late) => { if (late) this.releaseLock(flightId, token, log) }, () => {})
+      locking?.then((late) => { if (late) this.unlock(storeKey, variant, token, log) }, () => {})
       return { held: false }
     }
     return taken ? { token, held: false } : { held: true }
   }
 
   /**
-   * Releases the lock if it is still ours; one that expired and was taken by another process is left alone.
+   * Releases a lock if it is still ours; one that expired and was taken by another process is left alone.
    * Not behind the breaker: a lock left in place would stall the page for every process.
    */
-  releaseLock (flightId: string, token: Buffer, log?: FastifyBaseLogger): void {
-    this.store.deleteIfEquals(this.lockKey(flightId), token)
+  unlock (storeKey: string, variant: string, token: string, log?: FastifyBaseLogger): void {
+    this.store.unlockField(storeKey, variant, token)
       .catch((err: unknown) => this.warn(log, 'unlock', err, 'fastify-cache: a fleet lock could not be released; it expires'))
   }
 
   /**
-   * Waits for the process holding a page's lock to store it: polls with backoff until a fresh entry appears, the lock
-   * goes away, or `lockTimeoutMs` passes. Undefined means: compute it here.
+   * Waits for the process holding a page's lock to store it: polls with backoff until a fresh entry appears, or the
+   * lock goes away and this request takes it over (`token`), or `lockTimeoutMs` passes. Neither entry nor token:
+   * compute it here without a lock (the store failed, or the wait timed out).
    */
-  async awaitFleet (storeKey: string, variant: string, flightId: string, log: FastifyBaseLogger): Promise<PageEntry | undefined> {
+  async awaitFleet (storeKey: string, variant: string, log: FastifyBaseLogger): Promise<{ entry?: PageEntry, token?: string }> {
     const deadline = Date.now() + this.options.lockTimeoutMs
-    const lockKey = this.lockKey(flightId)
     let delay = FLEET_POLL_FIRST_MS
-    let lastLook = false
     while (Date.now() < deadline) {
       await sleep(delay)
       delay = Math.min(delay * 1.5, FLEET_POLL_MAX_MS)
-      const [read, locked] = await Promise.all([
-        this.failOpen('lookup', () => this.store.getField(storeKey, variant), this.options.lookupTimeoutMs, log),
-        this.failOpen('lock', () => this.store.has(lockKey), this.options.lookupTimeoutMs, log)
-      ])
-      if (read === undefined || locked === undefined) return undefined
+      const read = await this.readOrLock(storeKey, variant, log)
+      if (read === undefined || read.lock === undefined) return {}
+      if (read.lock === 'taken') return { token: this.claimLock(read) }
       const entry = read.value === undefined ? undefined : this.readPage(read.value, log)
-      if (entry !== undefined && freshForMs(entry, Date.now()) > 0) return entry
-      // The holder writes before it releases; one more look catches a write that landed between our two reads.
-      if (!locked) {
-        if (lastLook) return undefined
-        lastLook = true
-        delay = 0
+      if (entry !== undefined && freshForMs(entry, Date.now()) > 0) return { entry }
+      if (read.lock === 'free') {
+        // A stale or unreadable variant and nobody computing it: this request does.
+        const lock = await this.lockPage(storeKey, variant, log)
+        if (!lock.held) return { token: lock.token }
       }
     }
-    return undefined
+    return {}
   }
 
   /** Waits for another request's computation, up to `lockTimeoutMs`; undefined when it stored nothing. */

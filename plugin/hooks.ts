@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onSendHookHandler } from 'fastify'
 import type { CacheCore, Flight } from './core.js'
+import type { FieldRead } from './stores/store.js'
 import { encodePage, etagOf, freshForMs, type PageEntry } from './entry.js'
 import { requestKey } from './key.js'
 import type { NormalizedRouteOptions } from './options.js'
@@ -23,7 +24,7 @@ interface PendingStore {
   /** The last good response, still within `grace`: served if the handler fails. */
   stale: PageEntry | undefined
   /** The fleet-wide lock this request holds while it computes the page. */
-  lockToken: Buffer | undefined
+  lockToken: string | undefined
   /** When the computation began, by the store's clock: a tag invalidated after it keeps the response out. */
   startedAt: number | undefined
 }
@@ -147,7 +148,7 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
    * Refreshes a stale page once across the fleet, in the background, through the app itself: an anonymous GET of the
    * same URL with the same headers, minus the visitor's own.
    */
-  function revalidate (request: FastifyRequest, flightId: string): void {
+  function revalidate (request: FastifyRequest, storeKey: string, variant: string, flightId: string): void {
     if (core.revalidating.has(flightId) || core.flights.has(flightId)) return
     core.revalidating.add(flightId)
     const headers: Record<string, string | string[]> = {}
@@ -157,12 +158,12 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     }
     headers[REVALIDATE_HEADER] = core.revalidateToken
     const refresh = async (): Promise<void> => {
-      const lock = await core.acquireLock(flightId, request.log)
+      const lock = await core.lockPage(storeKey, variant, request.log)
       if (lock.held) return // another process is refreshing it
       try {
         await request.server.inject({ method: 'GET', url: request.url, headers })
       } finally {
-        if (lock.token !== undefined) core.releaseLock(flightId, lock.token, request.log)
+        if (lock.token !== undefined) core.unlock(storeKey, variant, lock.token, request.log)
       }
     }
     refresh()
@@ -196,6 +197,10 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     let stale: PageEntry | undefined
     // False when the lookup failed or timed out: the store is not asked again for a lock or the time.
     let storeAnswered = true
+    // A GET that may store its response locks a missing page fleet-wide in the lookup's round trip.
+    const fleet = core.options.singleFlight === 'fleet' && method === 'GET' && key.storable
+    let lock: FieldRead['lock']
+    let lockToken: string | undefined
     if (!force) {
       const local = core.l1?.get(flightId)
       if (local !== undefined) {
@@ -203,10 +208,20 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         core.counters.l1Hits++
         return serve(request, reply, local.entry, 'HIT')
       }
-      const read = await core.lookupPage(key.storeKey, key.variant, request.log)
+      const read = await core.lookupPage(key.storeKey, key.variant, request.log, fleet)
       storeAnswered = read !== undefined
       if (read?.foreign === true) core.foreign(request.log)
       version = read?.version
+      lock = read?.lock
+      if (lock === 'taken') {
+        lockToken = core.claimLock(read as FieldRead)
+        // Requests that shared this lookup wait for the one that claimed its lock, here or on the flight below.
+        if (lockToken === undefined) lock = 'held'
+        else if (core.flights.has(flightId)) {
+          core.unlock(key.storeKey, key.variant, lockToken, request.log)
+          lockToken = undefined
+        }
+      }
       const entry = read?.value === undefined ? undefined : core.readPage(read.value, request.log)
       if (entry !== undefined) {
         const freshMs = freshForMs(entry, Date.now())
@@ -218,7 +233,7 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         }
         if (-freshMs < route.staleWhileRevalidateMs) {
           core.counters.stale++
-          revalidate(request, flightId)
+          revalidate(request, key.storeKey, key.variant, flightId)
           return serve(request, reply, entry, 'STALE')
         }
         if (-freshMs < route.graceMs) stale = entry
@@ -249,21 +264,25 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       return
     }
     const flight = core.flights.has(flightId) ? undefined : core.startFlight(flightId)
-    let lockToken: Buffer | undefined
-    // Tagged pages note when they began, by the store's clock, in the same round trip as the lock when there is one.
+    // Tagged pages note when they began, by the store's clock, alongside the lock when there is one.
     const clock = route.tags === undefined || !storeAnswered ? undefined : core.storeNow(request.log)
-    if (flight !== undefined && !force && storeAnswered && core.options.singleFlight === 'fleet') {
-      const lock = await core.acquireLock(flightId, request.log)
-      if (lock.held) {
-        const entry = await core.awaitFleet(key.storeKey, key.variant, flightId, request.log)
-        if (entry !== undefined) {
+    if (flight === undefined && lockToken !== undefined) {
+      core.unlock(key.storeKey, key.variant, lockToken, request.log)
+      lockToken = undefined
+    } else if (flight !== undefined && fleet && lockToken === undefined && storeAnswered && lock !== undefined) {
+      // Another process computes it ('held'), or a stale page needs a new computation ('free'): take the lock.
+      const taken = lock === 'held' ? { held: true } : await core.lockPage(key.storeKey, key.variant, request.log)
+      lockToken = taken.token
+      if (taken.held) {
+        const waited = await core.awaitFleet(key.storeKey, key.variant, request.log)
+        if (waited.entry !== undefined) {
           core.counters.hits++
           core.counters.coalesced++
-          core.endFlight(flightId, flight, entry, false)
-          return serve(request, reply, entry, 'HIT')
+          core.endFlight(flightId, flight, waited.entry, false)
+          return serve(request, reply, waited.entry, 'HIT')
         }
+        lockToken = waited.token
       }
-      lockToken = lock.token
     }
     const startedAt = clock === undefined ? undefined : await clock
     core.counters.misses++
@@ -344,7 +363,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         // A delete or clear ran while this response was computed: it may predate the purge, so it is not kept.
         if (pending.generation === core.generation) {
           const written = core.writeVariant(pending.storeKey, pending.variant, encodePage(entry),
-            entry.ttlMs + entry.staleMs, entry.tags, pending.version, pending.startedAt, request.log)
+            entry.ttlMs + entry.staleMs, entry.tags, pending.version, pending.startedAt, request.log, pending.lockToken)
+          pending.lockToken = undefined
           if (core.l1 !== undefined) {
             // L1 keeps only what the store accepted, and nothing a purge has overtaken meanwhile.
             const l1 = core.l1
@@ -360,8 +380,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       if (pending.flight !== undefined) {
         core.endFlight(pending.flightId, pending.flight, entry, failed)
       }
-      // After the write was issued, so a process that sees the lock gone finds the page.
-      if (pending.lockToken !== undefined) core.releaseLock(pending.flightId, pending.lockToken, request.log)
+      // Not stored: let the others compute it. (A write releases the lock itself, in the same step.)
+      if (pending.lockToken !== undefined) core.unlock(pending.storeKey, pending.variant, pending.lockToken, request.log)
     }
   }
 

@@ -143,5 +143,5 @@ export {
 export type { FastifyCacheOptions, RouteCacheOptions } from './options.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'
-export type { CacheStore, StoreKeyInfo } from './stores/store.js'
+export type { CacheStore, FieldLock, FieldRead, StoreKeyInfo } from './stores/store.js'
 export type { FastifyRequest, FastifyReply }

@@ -1,7 +1,15 @@
 import { LRUCache } from 'lru-cache'
-import type { CacheStore, FieldRead, StoreKeyInfo } from './store.js'
+import type { CacheStore, FieldLock, FieldRead, StoreKeyInfo } from './store.js'
 
-type FieldsItem = { kind: 'fields', fields: Map<string, Buffer>, size: number, version: number, purgedAt: number }
+interface FieldsItem {
+  kind: 'fields'
+  fields: Map<string, Buffer>
+  size: number
+  version: number
+  purgedAt: number
+  /** Variants being computed: the holder's token and when its lock expires (epoch ms). */
+  locks?: Map<string, { token: string, expiresAt: number }>
+}
 type Item = { kind: 'value', value: Buffer, size: number } | FieldsItem
 
 const ITEM_OVERHEAD_BYTES = 64
@@ -71,23 +79,54 @@ export class MemoryStore implements CacheStore {
     return held
   }
 
-  async deleteIfEquals (key: string, value: Buffer): Promise<boolean> {
-    const item = this.lru.get(key, { updateAgeOnGet: false })
-    if (item?.kind !== 'value' || !item.value.equals(value)) return false
-    return this.lru.delete(key)
+  async getField (key: string, field: string, lock?: FieldLock): Promise<FieldRead> {
+    const item = this.lru.get(key)
+    // Foreign data carries no lock: the caller computes without one, and its write replaces the key.
+    if (item !== undefined && item.kind !== 'fields') return { value: undefined, version: 0, foreign: true }
+    const read: FieldRead = { value: item?.fields.get(field), version: item?.version ?? 0 }
+    if (lock === undefined) return read
+    if (this.lockHeld(item, field)) read.lock = 'held'
+    else if (read.value !== undefined) read.lock = 'free'
+    else read.lock = this.takeLock(key, item, field, lock) ? 'taken' : 'held'
+    return read
   }
 
-  async getField (key: string, field: string): Promise<FieldRead> {
-    const item = this.lru.get(key)
-    if (item === undefined) return { value: undefined, version: 0 }
-    if (item.kind !== 'fields') return { value: undefined, version: 0, foreign: true }
-    return { value: item.fields.get(field), version: item.version }
+  private lockHeld (item: FieldsItem | undefined, field: string): boolean {
+    const lock = item?.locks?.get(field)
+    return lock !== undefined && lock.expiresAt > Date.now()
+  }
+
+  private takeLock (key: string, current: FieldsItem | undefined, field: string, lock: FieldLock): boolean {
+    const ttl = ttlMsOf(lock.ttlMs)
+    let item = current
+    if (item === undefined) {
+      item = { kind: 'fields', fields: new Map(), size: 0, version: 0, purgedAt: 0 }
+      this.lru.set(key, item, { ttl })
+    } else if (this.remainingTtl(key) < ttl) {
+      this.lru.set(key, item, { ttl })
+    }
+    item.locks ??= new Map()
+    item.locks.set(field, { token: lock.token, expiresAt: Date.now() + ttl })
+    return true
+  }
+
+  async lockField (key: string, field: string, lock: FieldLock): Promise<boolean> {
+    const item = this.lru.get(key, { updateAgeOnGet: false })
+    if (item?.kind === 'value' || (item !== undefined && this.lockHeld(item, field))) return false
+    return this.takeLock(key, item, field, lock)
+  }
+
+  async unlockField (key: string, field: string, token: string): Promise<boolean> {
+    const item = this.lru.get(key, { updateAgeOnGet: false })
+    if (item?.kind !== 'fields' || item.locks?.get(field)?.token !== token) return false
+    return item.locks.delete(field)
   }
 
   async setField (
     key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number,
-    ifNotPurgedSince?: number
+    ifNotPurgedSince?: number, unlock?: string
   ): Promise<boolean> {
+    if (unlock !== undefined) await this.unlockField(key, field, unlock)
     const current = this.lru.get(key, { updateAgeOnGet: false })
     const version = current?.kind === 'fields' ? current.version : 0
     if (ifVersion !== undefined && ifVersion !== version) return false
@@ -118,7 +157,7 @@ export class MemoryStore implements CacheStore {
     if (item?.kind !== 'fields' || !item.fields.has(field)) return false
     item.size -= (item.fields.get(field) as Buffer).length + field.length
     item.fields.delete(field)
-    if (item.fields.size === 0 && item.version === 0) this.lru.delete(key)
+    if (item.fields.size === 0 && item.version === 0 && (item.locks?.size ?? 0) === 0) this.lru.delete(key)
     else this.lru.set(key, item, { ttl: this.remainingTtl(key) })
     return true
   }

@@ -1,36 +1,113 @@
 import type { Cluster, Redis } from 'ioredis'
-import { PURGED_FIELD, VERSION_FIELD, type CacheStore, type FieldRead, type StoreKeyInfo } from './store.js'
+import { createHash } from 'node:crypto'
+import {
+  LOCK_FIELD_PREFIX, PURGED_FIELD, VERSION_FIELD, isInternalField, type CacheStore, type FieldLock, type FieldRead,
+  type StoreKeyInfo
+} from './store.js'
 
 type RedisClient = Redis | Cluster
 
 // Every script names one key, so they run on Redis Cluster. The #!lua shebang (Redis 7+) makes Redis refuse a
-// script under maxmemory like any other write; without it, EVAL would write past the limit.
+// script under maxmemory like any other write; without it, EVAL would write past the limit. The lock scripts write
+// a few bytes and say allow-oom: a full Redis must still serve pages and let their locks go.
+// Scripts run by SHA (EVALSHA), loaded on first use on each server.
 
-// How many of a hash's fields are the key's own bookkeeping rather than variants.
-const INTERNAL_COUNT = `(redis.call('HEXISTS', KEYS[1], '${VERSION_FIELD}') + redis.call('HEXISTS', KEYS[1], '${PURGED_FIELD}'))`
+const INTERNAL = `string.byte(name, 1) == 32`
 
-const IS_TOMBSTONE = `(redis.call('TYPE', KEYS[1]).ok == 'hash' and redis.call('HLEN', KEYS[1]) == ${INTERNAL_COUNT})`
+// Whether a field key holds a variant, not only bookkeeping (version, purge time, locks). Rare calls: it walks the names.
+const HAS_DATA = `
+local function hasData (key)
+  if redis.call('TYPE', key).ok ~= 'hash' then return redis.call('EXISTS', key) == 1 end
+  for _, name in ipairs(redis.call('HKEYS', key)) do if not (${INTERNAL}) then return true end end
+  return false
+end`
 
-// A variant: replace a foreign value, refuse when a delete ran since `ifVersion` was read (or since the time
-// `ifNotPurgedSince`), start over (keeping the bookkeeping) past maxFields, and never shorten the key's life, since
-// its other variants may need longer.
-const SET_FIELD = `#!lua
-local key, field = KEYS[1], ARGV[1]
-if redis.call('TYPE', key).ok ~= 'hash' then redis.call('DEL', key) end
-local version = redis.call('HGET', key, '${VERSION_FIELD}')
-local purged = redis.call('HGET', key, '${PURGED_FIELD}')
-if (version and not tonumber(version)) or (purged and not tonumber(purged)) then
-  redis.call('DEL', key)
-  version, purged = nil, nil
+// The store's clock, in ms, and a variant's lock state: 'held' when another holder's lock is live.
+const LOCKS = `
+local function nowMs ()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 end
+local function live (lock, now)
+  if not lock then return false end
+  local expires = tonumber(string.match(lock, ' (%d+)$'))
+  return expires ~= nil and expires > now
+end
+local function takeLock (key, lockField, token, ttl, now)
+  redis.call('HSET', key, lockField, token .. ' ' .. (now + ttl))
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end`
+
+// ARGV: field, token, lock ttl ms. Returns { value, version, state }: state 0 free, 1 held, 2 taken, 3 foreign.
+const GET_OR_LOCK = `#!lua flags=allow-oom
+${LOCKS}
+local key, field = KEYS[1], ARGV[1]
+local lockField = '${LOCK_FIELD_PREFIX}' .. field
+local found = redis.pcall('HMGET', key, field, '${VERSION_FIELD}', lockField)
+if found.err then return { false, false, 3 } end
+local now = nowMs()
+if live(found[3], now) then return { found[1], found[2], 1 } end
+if found[1] then return { found[1], found[2], 0 } end
+takeLock(key, lockField, ARGV[2], tonumber(ARGV[3]), now)
+return { false, found[2], 2 }`
+
+// ARGV: field, token, lock ttl ms. Takes the lock whether or not the variant is stored; 1 when taken.
+const LOCK = `#!lua flags=allow-oom
+${LOCKS}
+local key = KEYS[1]
+local lockField = '${LOCK_FIELD_PREFIX}' .. ARGV[1]
+local kind = redis.call('TYPE', key).ok
+if kind ~= 'hash' and kind ~= 'none' then return 0 end
+local now = nowMs()
+if live(redis.call('HGET', key, lockField), now) then return 0 end
+takeLock(key, lockField, ARGV[2], tonumber(ARGV[3]), now)
+return 1`
+
+// ARGV: field, token.
+const UNLOCK = `#!lua flags=allow-oom
+local key = KEYS[1]
+local lockField = '${LOCK_FIELD_PREFIX}' .. ARGV[1]
+if redis.call('TYPE', key).ok ~= 'hash' then return 0 end
+local lock = redis.call('HGET', key, lockField)
+if lock and string.sub(lock, 1, #ARGV[2] + 1) == ARGV[2] .. ' ' then return redis.call('HDEL', key, lockField) end
+return 0`
+
+// A variant: replace a foreign value, release the writer's lock, refuse when a delete ran since \`ifVersion\` was read
+// (or since the time \`ifNotPurgedSince\`), start over (keeping the bookkeeping and locks) past maxFields, and never
+// shorten the key's life, since its other variants may need longer.
+// ARGV: field, value, ttl ms, maxFields, ifVersion or '', ifNotPurgedSince or '', unlock token or ''.
+const SET_FIELD = `#!lua
+local key, field, value = KEYS[1], ARGV[1], ARGV[2]
+local lockField = '${LOCK_FIELD_PREFIX}' .. field
+local found = redis.pcall('HMGET', key, '${VERSION_FIELD}', '${PURGED_FIELD}', lockField)
+local version, purged, lock
+if found.err then
+  redis.call('DEL', key)
+else
+  version, purged, lock = found[1], found[2], found[3]
+  if (version and not tonumber(version)) or (purged and not tonumber(purged)) then
+    redis.call('DEL', key)
+    version, purged, lock = nil, nil, nil
+  end
+end
+local unlock = ARGV[7]
+if unlock ~= '' and lock and string.sub(lock, 1, #unlock + 1) == unlock .. ' ' then redis.call('HDEL', key, lockField) end
 if ARGV[5] ~= '' and (version or '0') ~= ARGV[5] then return 0 end
 if ARGV[6] ~= '' and purged and tonumber(purged) >= tonumber(ARGV[6]) then return 0 end
 local maxFields = tonumber(ARGV[4])
-if redis.call('HSET', key, field, ARGV[2]) == 1 and maxFields > 0 and redis.call('HLEN', key) - ${INTERNAL_COUNT} > maxFields then
-  redis.call('DEL', key)
-  redis.call('HSET', key, field, ARGV[2])
-  if version then redis.call('HSET', key, '${VERSION_FIELD}', version) end
-  if purged then redis.call('HSET', key, '${PURGED_FIELD}', purged) end
+if redis.call('HSET', key, field, value) == 1 and maxFields > 0 and redis.call('HLEN', key) > maxFields then
+  local names = redis.call('HKEYS', key)
+  local keep = {}
+  for _, name in ipairs(names) do if ${INTERNAL} then keep[#keep + 1] = name end end
+  if #names - #keep > maxFields then
+    local kept = {}
+    if #keep > 0 then kept = redis.call('HMGET', key, unpack(keep)) end
+    redis.call('UNLINK', key)
+    redis.call('HSET', key, field, value)
+    for i, name in ipairs(keep) do
+      if kept[i] then redis.call('HSET', key, name, kept[i]) end
+    end
+  end
 end
 local ttl = tonumber(ARGV[3])
 if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
@@ -38,16 +115,14 @@ return 1`
 
 // Returns 1 when the key held data. Leaves a tombstone with the next version and the time of the delete.
 const DELETE = `#!lua
+${HAS_DATA}
 local key = KEYS[1]
-local kind = redis.call('TYPE', key).ok
 local version = 0
-local held = 0
-if kind == 'hash' then
+if redis.call('TYPE', key).ok == 'hash' then
   version = tonumber(redis.call('HGET', key, '${VERSION_FIELD}') or '0') or 0
-  if redis.call('HLEN', key) > ${INTERNAL_COUNT} then held = 1 end
-elseif kind ~= 'none' then
-  held = 1
 end
+local held = 0
+if hasData(key) then held = 1 end
 redis.call('DEL', key)
 local tombstone = tonumber(ARGV[1])
 if tombstone > 0 then
@@ -58,19 +133,41 @@ end
 return held`
 
 const ADD = `#!lua
-if ${IS_TOMBSTONE} then redis.call('DEL', KEYS[1]) end
+${HAS_DATA}
+if not hasData(KEYS[1]) then redis.call('DEL', KEYS[1]) end
 if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
 return 0`
 
 const HAS = `#!lua
-if redis.call('EXISTS', KEYS[1]) == 0 or ${IS_TOMBSTONE} then return 0 end
-return 1`
-
-const DELETE_IF_EQUALS = `#!lua
-if redis.call('TYPE', KEYS[1]).ok == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
+${HAS_DATA}
+if hasData(KEYS[1]) then return 1 end
 return 0`
+
+// Variants of a field key (fields that are not bookkeeping), or -1 for a plain value.
+const VARIANTS = `#!lua flags=no-writes
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return -1 end
+local count = 0
+for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do if not (${INTERNAL}) then count = count + 1 end end
+return count`
+
+/** A Lua script run by its SHA1, sent in full only when a server does not know it yet. */
+class Script {
+  readonly sha: string
+  constructor (readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex')
+  }
+}
+
+const scripts = {
+  getOrLock: new Script(GET_OR_LOCK),
+  lock: new Script(LOCK),
+  unlock: new Script(UNLOCK),
+  setField: new Script(SET_FIELD),
+  delete: new Script(DELETE),
+  add: new Script(ADD),
+  has: new Script(HAS),
+  variants: new Script(VARIANTS)
+}
 
 const CLUSTER_READY_TIMEOUT_MS = 5_000
 
@@ -103,9 +200,14 @@ export class RedisStore implements CacheStore {
   readonly client: RedisClient
   readonly isCluster: boolean
 
+  /** Scripts this client has sent in full since it connected. */
+  private readonly loaded = new Set<Script>()
+
   constructor (client: RedisClient) {
     this.client = client
     this.isCluster = (client as Cluster).isCluster === true
+    // A new connection may reach a server that restarted and forgot its scripts.
+    client.on('ready', () => this.loaded.clear())
   }
 
   async get (key: string): Promise<Buffer | undefined> {
@@ -116,17 +218,39 @@ export class RedisStore implements CacheStore {
     await this.client.set(key, value, 'PX', ttlMsOf(ttlMs))
   }
 
+  /**
+   * Runs a script. Its first run, and the first after a reconnect, sends the source (EVAL), which also caches it in
+   * Redis; later runs send only its SHA (EVALSHA). Sending the source first keeps the order of commands: an EVALSHA
+   * refused with NOSCRIPT and sent again would run after the commands issued behind it.
+   */
+  private async run (script: Script, key: string, ...args: Array<string | Buffer | number>): Promise<unknown> {
+    // The Buffer forms keep replies as bytes. (Not callBuffer: ioredis's auto-pipelining drops its command name.)
+    const client = this.client as unknown as Record<'evalBuffer' | 'evalshaBuffer', (...args: unknown[]) => Promise<unknown>>
+    if (!this.loaded.has(script)) {
+      const result = await client.evalBuffer(script.source, 1, key, ...args)
+      this.loaded.add(script)
+      return result
+    }
+    try {
+      return await client.evalshaBuffer(script.sha, 1, key, ...args)
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
+      this.loaded.delete(script)
+      return await this.run(script, key, ...args)
+    }
+  }
+
   async add (key: string, value: Buffer, ttlMs: number): Promise<boolean> {
-    return (await this.client.eval(ADD, 1, key, value, ttlMsOf(ttlMs))) === 1
+    return (await this.run(scripts.add, key, value, ttlMsOf(ttlMs))) === 1
   }
 
   async has (key: string): Promise<boolean> {
-    return (await this.client.eval(HAS, 1, key)) === 1
+    return (await this.run(scripts.has, key)) === 1
   }
 
   async delete (keys: string[], tombstoneMs: number): Promise<number> {
     const tombstone = tombstoneMs > 0 ? ttlMsOf(tombstoneMs) : 0
-    const held = await Promise.all(keys.map(async (key) => await this.client.eval(DELETE, 1, key, tombstone)))
+    const held = await Promise.all(keys.map(async (key) => await this.run(scripts.delete, key, tombstone)))
     return held.reduce<number>((sum, count) => sum + (count as number), 0)
   }
 
@@ -135,27 +259,47 @@ export class RedisStore implements CacheStore {
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
   }
 
-  async deleteIfEquals (key: string, value: Buffer): Promise<boolean> {
-    return (await this.client.eval(DELETE_IF_EQUALS, 1, key, value)) === 1
+  async getField (key: string, field: string, lock?: FieldLock): Promise<FieldRead> {
+    let value: Buffer | null | undefined
+    let version: Buffer | string | null | undefined
+    let state = -1
+    if (lock === undefined) {
+      const found = await wrongTypeIsMissing(this.client.hmgetBuffer(key, field, VERSION_FIELD))
+      if (found === undefined) return { value: undefined, version: 0, foreign: true }
+      value = found[0]
+      version = found[1]
+    } else {
+      const found = await this.run(scripts.getOrLock, key, field, lock.token, ttlMsOf(lock.ttlMs)) as [Buffer | null, Buffer | null, number]
+      state = found[2]
+      // Foreign data carries no lock: the caller computes without one, and its write replaces the key.
+      if (state === 3) return { value: undefined, version: 0, foreign: true }
+      value = found[0]
+      version = found[1]
+    }
+    // A version that is not a number was not written by us: read it as 0; the next write replaces the key.
+    const parsed = version === null || version === undefined ? 0 : Number(String(version))
+    const read: FieldRead = Number.isInteger(parsed)
+      ? { value: value ?? undefined, version: parsed }
+      : { value: undefined, version: 0, foreign: true }
+    if (state !== -1 && read.foreign !== true) read.lock = state === 2 ? 'taken' : state === 1 ? 'held' : 'free'
+    return read
   }
 
-  async getField (key: string, field: string): Promise<FieldRead> {
-    const found = await wrongTypeIsMissing(this.client.hmgetBuffer(key, field, VERSION_FIELD))
-    if (found === undefined) return { value: undefined, version: 0, foreign: true }
-    const version = found[1]
-    // A version that is not a number was not written by us: read it as 0; the next write replaces the key.
-    const parsed = version === null || version === undefined ? 0 : Number(version)
-    if (!Number.isInteger(parsed)) return { value: undefined, version: 0, foreign: true }
-    return { value: found[0] ?? undefined, version: parsed }
+  async lockField (key: string, field: string, lock: FieldLock): Promise<boolean> {
+    return (await this.run(scripts.lock, key, field, lock.token, ttlMsOf(lock.ttlMs))) === 1
+  }
+
+  async unlockField (key: string, field: string, token: string): Promise<boolean> {
+    return (await this.run(scripts.unlock, key, field, token)) === 1
   }
 
   async setField (
     key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number,
-    ifNotPurgedSince?: number
+    ifNotPurgedSince?: number, unlock?: string
   ): Promise<boolean> {
     const version = ifVersion === undefined ? '' : String(ifVersion)
     const since = ifNotPurgedSince === undefined ? '' : String(Math.floor(ifNotPurgedSince))
-    return (await this.client.eval(SET_FIELD, 1, key, field, value, ttlMsOf(ttlMs), maxFields, version, since)) === 1
+    return (await this.run(scripts.setField, key, field, value, ttlMsOf(ttlMs), maxFields, version, since, unlock ?? '')) === 1
   }
 
   async deleteField (key: string, field: string): Promise<boolean> {
@@ -164,7 +308,7 @@ export class RedisStore implements CacheStore {
 
   async fields (key: string): Promise<string[]> {
     const names = (await wrongTypeIsMissing(this.client.hkeys(key))) ?? []
-    return names.filter((name) => name !== VERSION_FIELD && name !== PURGED_FIELD)
+    return names.filter((name) => !isInternalField(name))
   }
 
   /** Every master; a Cluster client knows them only once it has loaded the slot map, so wait for that. */
@@ -211,16 +355,18 @@ export class RedisStore implements CacheStore {
       for await (const keys of node.scanStream({ match: escapeGlob(prefix) + '*', count: 500 })) {
         const batch = keys as string[]
         if (batch.length === 0) continue
-        const pipeline = node.pipeline()
-        for (const key of batch) pipeline.pttl(key).type(key).hlen(key).hexists(key, VERSION_FIELD).hexists(key, PURGED_FIELD)
-        const results = (await pipeline.exec()) ?? []
+        const [ttls, variants] = await Promise.all([
+          Promise.all(batch.map(async (key) => await node.pttl(key))),
+          Promise.all(batch.map(async (key) => await this.run(scripts.variants, key) as number))
+        ])
         for (let i = 0; i < batch.length && found.length < limit; i++) {
-          const [ttl, type, length, versioned, purged] = results.slice(i * 5, i * 5 + 5).map((result) => result[1])
+          const ttl = ttls[i] as number
           if (ttl === -2) continue // expired between SCAN and PTTL
-          const info: StoreKeyInfo = { key: batch[i] as string, ttlMs: ttl as number }
-          if (type === 'hash') {
-            info.variants = (length as number) - (versioned as number) - (purged as number)
-            if (info.variants === 0) continue // a tombstone holds no data
+          const info: StoreKeyInfo = { key: batch[i] as string, ttlMs: ttl }
+          const count = variants[i] as number
+          if (count >= 0) {
+            if (count === 0) continue // a tombstone, or locks of pages being computed: no data
+            info.variants = count
           }
           found.push(info)
         }

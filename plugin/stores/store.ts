@@ -9,6 +9,10 @@
  * `setField(…, ifVersion)` refuses to write when a delete ran since: a page computed from data older than a purge is
  * never stored, even when another process did the purge.
  *
+ * A variant being computed can be locked fleet-wide, in the key itself: `getField(…, lock)` takes the lock in the
+ * same round trip when the variant is missing, and `setField(…, unlock)` releases it with the write, so a cold page
+ * costs two round trips (lookup, write) with stampede protection. A lock expires after its `ttlMs`; a delete drops it.
+ *
  * Reading a key that holds the other shape resolves as missing; writing replaces it.
  */
 export interface CacheStore {
@@ -22,17 +26,24 @@ export interface CacheStore {
    * Resolves how many held data.
    */
   delete (keys: string[], tombstoneMs: number): Promise<number>
-  /** Deletes the key only while it holds exactly `value`: releases a lock that is still ours. */
-  deleteIfEquals (key: string, value: Buffer): Promise<boolean>
-  getField (key: string, field: string): Promise<FieldRead>
+  /**
+   * Reads one variant and the key's version. With `lock`, also reports the variant's lock and, when the variant is
+   * missing and nobody holds a live lock on it, takes the lock (`lock: 'taken'`) in the same step.
+   */
+  getField (key: string, field: string, lock?: FieldLock): Promise<FieldRead>
+  /** Takes a variant's lock whether or not the variant is stored: false when another holder's lock is live. */
+  lockField (key: string, field: string, lock: FieldLock): Promise<boolean>
+  /** Releases a variant's lock if it is still `token`'s; one that expired and was taken by another is left alone. */
+  unlockField (key: string, field: string, token: string): Promise<boolean>
   /**
    * Stores one variant; the key then lives at least `ttlMs`. A key that would hold more than `maxFields` variants
-   * starts over (0: no bound). With `ifVersion`, writes only if the key's version still is that one; with
-   * `ifNotPurgedSince` (epoch ms), only if the key was not deleted at or after that time. Resolves whether it wrote.
+   * starts over (0: no bound), keeping its bookkeeping and locks. With `ifVersion`, writes only if the key's version
+   * still is that one; with `ifNotPurgedSince` (epoch ms), only if the key was not deleted at or after that time.
+   * With `unlock`, releases that token's lock on the variant, written or not. Resolves whether it wrote.
    */
   setField (
     key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number,
-    ifNotPurgedSince?: number
+    ifNotPurgedSince?: number, unlock?: string
   ): Promise<boolean>
   deleteField (key: string, field: string): Promise<boolean>
   /** The variant names of a field key. */
@@ -53,6 +64,17 @@ export interface FieldRead {
   foreign?: boolean
   /** 0 until the key is first deleted; bumped by every delete. */
   version: number
+  /**
+   * Only when `getField` was given a lock: `'taken'` (the variant was missing and the lock is now the caller's),
+   * `'held'` (another holder's lock is live) or `'free'` (the variant is stored and nobody holds its lock).
+   */
+  lock?: 'taken' | 'held' | 'free'
+}
+
+/** A fleet-wide lock on one variant: an unguessable token, and how long it lives unless released. */
+export interface FieldLock {
+  token: string
+  ttlMs: number
 }
 
 export interface StoreKeyInfo {
@@ -63,12 +85,20 @@ export interface StoreKeyInfo {
 }
 
 export const REQUIRED_STORE_METHODS = [
-  'get', 'set', 'add', 'has', 'delete', 'deleteIfEquals', 'getField', 'setField', 'deleteField', 'fields', 'clear'
+  'get', 'set', 'add', 'has', 'delete', 'getField', 'lockField', 'unlockField', 'setField', 'deleteField', 'fields',
+  'clear'
 ] as const
 
 /**
- * The fields a field key keeps for itself: its version, and when it was last deleted (epoch ms, the store's clock).
+ * The fields a field key keeps for itself: its version, when it was last deleted (epoch ms, the store's clock), and
+ * the locks of variants being computed (`' lock ' + variant`: the holder's token, a space, the expiry in epoch ms).
  * Variant names (base64url, or '') and tag members (prefixed keys) never start with a space, so never collide.
  */
 export const VERSION_FIELD = ' version'
 export const PURGED_FIELD = ' purged'
+export const LOCK_FIELD_PREFIX = ' lock '
+
+/** Whether a field of a field key is the key's own bookkeeping rather than a variant. */
+export function isInternalField (name: string): boolean {
+  return name.charCodeAt(0) === 32
+}

@@ -5,7 +5,8 @@ import { runLoad, sleepUntil, startLoad } from '../lib/load.js'
 import { cacheMix, round, windowOf } from '../lib/metrics.js'
 import { fetchStats, warm } from '../lib/poll.js'
 import { DelayProxy } from '../lib/proxy.js'
-import { adminClient, census, ownRedis } from '../lib/redis.js'
+import { fleetLocks } from '../../test/helpers/redis.js'
+import { adminClient, ownRedis } from '../lib/redis.js'
 import { Cleanup, goal, type Scenario } from '../lib/scenario.js'
 
 const HANDLER_MS = 20
@@ -54,7 +55,7 @@ async function sick (kind: 'hung' | 'slow', quick: boolean, tmpDir: string, log:
     }
     const samples = await load.done
     // No request is in flight now: every fleet lock still in Redis is one nobody will release.
-    const orphans = await census(admin, `stress-${kind}:__lock/`, 250)
+    const orphans = await fleetLocks(admin, `stress-${kind}:`)
     const stats = await fetchStats(app.url)
     const during = windowOf(samples, faultAt, faultAt + FAULT_MS)
     const before = windowOf(samples, load.startedAt + 500, faultAt)
@@ -87,8 +88,8 @@ async function sick (kind: 'hung' | 'slow', quick: boolean, tmpDir: string, log:
         goal('max latency during the fault <= budget + handler (+ measured overhead)', during.max <= bound,
           `max ${during.max} ms, p99 ${during.p99} ms vs ${LOOKUP_BUDGET_MS} + ${HANDLER_MS} = ${strict} ms (+${round(overhead)} = ${round(bound)} ms); ${over} of ${during.requests} over`),
         goal('no wrong body served', samples.garbage === 0, `${samples.garbage} wrong bodies`),
-        goal('no fleet lock left behind once the load is over', orphans.keys === 0,
-          `${orphans.keys} locks left (each blocks its page's cold requests until it expires, lockTimeoutMs 10 s)`)
+        goal('no fleet lock left behind once the load is over', orphans.length === 0,
+          `${orphans.length} locks left (each blocks its page's cold requests until it expires, lockTimeoutMs 10 s)`)
       ],
       figures: {
         warmed,

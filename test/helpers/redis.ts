@@ -127,3 +127,20 @@ export async function redisForFile (t: { teardown: (fn: () => unknown) => void }
 }
 
 export { setTimeout as sleep } from 'node:timers/promises'
+
+/**
+ * Every fleet lock held under `prefix`, as `<key> <variant>`: the `' lock <variant>'` fields of the page hashes
+ * (plugin/stores/store.ts). Once no request is in flight, each one left is a lock nobody will release.
+ */
+export async function fleetLocks (client: Redis, prefix: string): Promise<string[]> {
+  const found: string[] = []
+  for await (const keys of client.scanStream({ match: prefix.replace(/[*?[\]\\]/g, '\\$&') + '*', count: 1_000 })) {
+    for (const key of keys as string[]) {
+      if (await client.type(key) !== 'hash') continue
+      for (const field of await client.hkeys(key)) {
+        if (field.startsWith(' lock ')) found.push(`${key} ${field.slice(' lock '.length)}`)
+      }
+    }
+  }
+  return found
+}

@@ -168,13 +168,51 @@ export function runStoreContract (
       t.same(await store.fields(k('plain-for-fields')), [])
     })
 
-    t.test('deleteIfEquals releases only a lock that still holds our token', async (t) => {
-      await store.set(k('lock'), bytes('token-a'), 10_000)
-      t.equal(await store.deleteIfEquals(k('lock'), bytes('token-b')), false)
-      t.equal((await store.get(k('lock')))?.toString(), 'token-a')
-      t.equal(await store.deleteIfEquals(k('lock'), bytes('token-a')), true)
-      t.equal(await store.get(k('lock')), undefined)
-      t.equal(await store.deleteIfEquals(k('lock'), bytes('token-a')), false)
+    t.test('a missing variant is locked by the first reader only, and released by its write', async (t) => {
+      const lock = (token: string): { token: string, ttlMs: number } => ({ token, ttlMs: 10_000 })
+      const first = await store.getField(k('locked'), 'v', lock('process-a:1'))
+      t.same(first, { value: undefined, version: 0, lock: 'taken' })
+      const second = await store.getField(k('locked'), 'v', lock('process-b:1'))
+      t.equal(second.lock, 'held', 'a second reader sees the lock')
+      t.equal(await store.lockField(k('locked'), 'v', lock('process-b:2')), false, 'and cannot take it')
+      t.equal((await store.getField(k('locked'), 'other', lock('process-b:3'))).lock, 'taken', 'locks are per variant')
+      t.same(await store.fields(k('locked')), [], 'locks are not variants')
+      t.equal(await store.has(k('locked')), false, 'a key holding only locks holds no data')
+      t.equal(await store.setField(k('locked'), 'v', bytes('page'), 10_000, 10, 0, undefined, 'process-b:1'), true)
+      t.equal((await store.getField(k('locked'), 'v', lock('process-b:4'))).lock, 'held', "another's token does not unlock")
+      t.equal(await store.setField(k('locked'), 'v', bytes('page'), 10_000, 10, 0, undefined, 'process-a:1'), true)
+      const after = await store.getField(k('locked'), 'v', lock('process-b:5'))
+      t.same(after, { value: bytes('page'), version: 0, lock: 'free' }, 'the write released its lock; a stored variant is not locked')
+      t.equal(await store.lockField(k('locked'), 'v', lock('process-b:6')), true, 'a stored variant can be locked for a refresh')
+      t.equal(await store.unlockField(k('locked'), 'v', 'process-a:1'), false, 'only by its holder')
+      t.equal(await store.unlockField(k('locked'), 'v', 'process-b:6'), true)
+      t.equal(await store.unlockField(k('locked'), 'v', 'process-b:6'), false, 'once')
+      t.equal(await store.unlockField(k('locked'), 'other', 'process-b:3'), true)
+    })
+
+    t.test('a lock expires, and a delete drops it', async (t) => {
+      t.equal((await store.getField(k('expiring'), '', { token: 'a:1', ttlMs: 60 })).lock, 'taken')
+      t.equal((await store.getField(k('expiring'), '', { token: 'b:1', ttlMs: 60 })).lock, 'held')
+      await sleep(120)
+      t.equal((await store.getField(k('expiring'), '', { token: 'b:2', ttlMs: 10_000 })).lock, 'taken', 'after its ttl')
+      await store.delete([k('expiring')], 10_000)
+      const purged = await store.getField(k('expiring'), '', { token: 'c:1', ttlMs: 10_000 })
+      t.equal(purged.lock, 'taken', 'the purge dropped the old lock')
+      t.equal(purged.version, 1)
+      t.equal(await store.setField(k('expiring'), '', bytes('x'), 10_000, 10, 0, undefined, 'b:2'), false,
+        'the holder from before the purge is refused')
+    })
+
+    t.test('a stored variant is never lost to a lock, and foreign data carries none', async (t) => {
+      await store.setField(k('many-locks'), 'keep', bytes('kept'), 10_000, 2)
+      for (let i = 0; i < 5; i++) t.equal((await store.getField(k('many-locks'), `cold${i}`, { token: `t:${i}`, ttlMs: 10_000 })).lock, 'taken')
+      await store.setField(k('many-locks'), 'second', bytes('2'), 10_000, 2)
+      t.equal((await store.getField(k('many-locks'), 'keep')).value?.toString(), 'kept', 'locks do not count against maxFields')
+      t.same((await store.fields(k('many-locks'))).sort(), ['keep', 'second'])
+      await store.set(k('plain-value'), bytes('not ours'), 10_000)
+      const foreign = await store.getField(k('plain-value'), '', { token: 'f:1', ttlMs: 10_000 })
+      t.equal(foreign.value, undefined)
+      t.equal(foreign.lock, undefined, 'no lock on foreign data')
     })
 
     t.test('list shows keys under the prefix with their ttl', async (t) => {

@@ -1,10 +1,9 @@
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { build } from '../helpers/app.js'
-import { redisForFile, sleep } from '../helpers/redis.js'
+import { fleetLocks, redisForFile, sleep } from '../helpers/redis.js'
 
 const { redis, client } = await redisForFile(t)
 
@@ -25,8 +24,7 @@ t.test('two instances, 200 concurrent cold requests: the handler runs once acros
   t.ok(responses.every((response) => response.statusCode === 200 && response.body === 'once'))
   t.equal(responses.filter((response) => response.headers['x-cache'] === 'MISS').length, 1)
   await sleep(50)
-  const [, locks] = await client.scan(0, 'MATCH', `${apps[0]!.cache.prefix}__lock/*`, 'COUNT', 10_000)
-  t.same(locks, [], 'the lock was released')
+  t.same(await fleetLocks(client, apps[0]!.cache.prefix), [], 'the lock was released')
 })
 
 t.test("singleFlight: 'process' runs once per process", async (t) => {
@@ -52,14 +50,19 @@ t.test('a lock left by a crashed process expires, and the page is then computed'
   const app = await build(t, { redis, cache: { lockTimeoutMs: 300 } })
   let runs = 0
   app.get('/orphan', { config: { cache: true } }, async () => `run ${++runs}`)
-  const flightId = app.cache.prefix + 'view//orphan\n'
-  const lockKey = app.cache.prefix + '__lock/' + createHash('sha256').update(flightId).digest('base64url')
-  await client.set(lockKey, 'crashed-process-token', 'PX', 300)
+  const pageKey = app.cache.prefix + 'view//orphan'
+  const [seconds, micros] = await client.time()
+  // A lock as a crashed process left it: its token and its expiry (the store's clock), 300 ms from now.
+  const expires = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) + 300
+  await client.hset(pageKey, ' lock ', `crashed-process:1 ${expires}`)
+  await client.pexpire(pageKey, 2_000)
+  const started = Date.now()
   const response = await app.inject('/orphan')
   t.equal(response.statusCode, 200)
   t.equal(response.body, 'run 1')
   t.equal(response.headers['x-cache'], 'MISS')
-  t.equal(await client.get(lockKey), null, 'the orphaned lock is gone')
+  t.ok(Date.now() - started >= 250, 'it waited for the lock to expire')
+  t.same(await fleetLocks(client, app.cache.prefix), [], 'the orphaned lock is gone')
   t.equal((await app.inject('/orphan')).headers['x-cache'], 'HIT')
 })
 

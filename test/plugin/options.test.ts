@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import fastifyCache, { DEFAULT_LOOKUP_TIMEOUT_MS, DEFAULT_PREFIX, DEFAULT_TTL_SECONDS, MemoryStore } from '../../plugin/index.js'
+import type { FieldLock } from '../../plugin/index.js'
 import { normalizeOptions, normalizeRouteOptions } from '../../plugin/options.js'
 
 t.test('defaults', async (t) => {
@@ -55,7 +56,7 @@ for (const [option, input] of badPluginOptions) {
 t.test('the error names the option and the Flask-Caching equivalent', async (t) => {
   t.throws(() => normalizeOptions({ timeout: 1 } as never), /invalid option "timeout".*"timeout" is "ttl"/)
   t.throws(() => normalizeOptions({ defaultTtl: -5 }), /defaultTtl.*-5/)
-  t.throws(() => normalizeOptions({ store: { get () {} } } as never), /missing: set, add, has, delete, deleteIfEquals/)
+  t.throws(() => normalizeOptions({ store: { get () {} } } as never), /missing: set, add, has, delete, getField, lockField, unlockField/)
 })
 
 const badRouteOptions: Array<[string, unknown]> = [
@@ -114,10 +115,11 @@ t.test('a custom store is accepted by its method names, and used', async (t) => 
     add: async (key: string, value: Buffer, ttl: number) => await memory.add(key, value, ttl),
     has: async (key: string) => await memory.has(key),
     delete: async (keys: string[], tombstoneMs: number) => await memory.delete(keys, tombstoneMs),
-    deleteIfEquals: async (key: string, value: Buffer) => await memory.deleteIfEquals(key, value),
-    getField: async (key: string, field: string) => { gets++; return await memory.getField(key, field) },
-    setField: async (key: string, field: string, value: Buffer, ttl: number, max: number, ifVersion?: number) =>
-      await memory.setField(key, field, value, ttl, max, ifVersion),
+    getField: async (key: string, field: string, lock?: FieldLock) => { gets++; return await memory.getField(key, field, lock) },
+    lockField: async (key: string, field: string, lock: FieldLock) => await memory.lockField(key, field, lock),
+    unlockField: async (key: string, field: string, token: string) => await memory.unlockField(key, field, token),
+    setField: async (key: string, field: string, value: Buffer, ttl: number, max: number, ifVersion?: number,
+      since?: number, unlock?: string) => await memory.setField(key, field, value, ttl, max, ifVersion, since, unlock),
     fields: async (key: string) => await memory.fields(key),
     deleteField: async (key: string, field: string) => await memory.deleteField(key, field),
     clear: async (prefix: string) => await memory.clear(prefix)

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { MemoryStore, RedisStore } from '../../plugin/index.js'
 import { runStoreContract } from '../helpers/store-contract.js'
 import { redisForFile } from '../helpers/redis.js'
@@ -7,6 +8,29 @@ const { redis, client } = await redisForFile(t)
 
 runStoreContract(t, 'MemoryStore', async () => ({ store: new MemoryStore({ maxBytes: 1024 * 1024 }), prefix: 'mem:' }))
 runStoreContract(t, 'RedisStore', async () => ({ store: new RedisStore(client), prefix: redis.prefix }))
+// The plugin's own client auto-pipelines: the scripts must run through ioredis's auto-pipeline as well.
+runStoreContract(t, 'RedisStore, auto-pipelined', async (t) => {
+  const pipelined = new Redis(redis.url, { enableAutoPipelining: true })
+  t.teardown(() => pipelined.disconnect())
+  return { store: new RedisStore(pipelined), prefix: redis.prefix + 'auto:' }
+})
+
+t.test('RedisStore sends a script in full once, then by its SHA, and again after Redis forgot it', async (t) => {
+  const monitor = new Redis(redis.url)
+  const counted = new Redis(redis.url)
+  t.teardown(() => { monitor.disconnect(); counted.disconnect() })
+  const store = new RedisStore(counted)
+  const sent: string[] = []
+  const watching = await monitor.monitor()
+  watching.on('monitor', (_time: string, args: string[]) => { if (/^eval/i.test(args[0] ?? '')) sent.push(args[0]!.toLowerCase()) })
+  for (let i = 0; i < 3; i++) await store.has(redis.prefix + 'sha')
+  await client.script('FLUSH')
+  t.equal(await store.has(redis.prefix + 'sha'), false, 'NOSCRIPT: sent again in full, and answered')
+  await store.has(redis.prefix + 'sha')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  watching.disconnect()
+  t.same(sent, ['eval', 'evalsha', 'evalsha', 'evalsha', 'eval', 'evalsha'])
+})
 
 t.test('RedisStore writes keys with a TTL', async (t) => {
   const store = new RedisStore(client)

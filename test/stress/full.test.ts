@@ -9,13 +9,15 @@ t.test('Redis full: every page is served, nothing is stored, failures are counte
   const redis = await ownRedisForTest(t, ['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction'])
   const admin = new Redis(redis.url)
   t.teardown(() => admin.disconnect())
+  const { app, lines } = await stressApp(t, redis.url, { errorLogIntervalMs: 60_000 })
+  t.equal((await app.inject('/item/stored-before')).headers['x-cache'], 'MISS')
+  await new Promise((resolve) => setTimeout(resolve, 50))
   let refused: Error | undefined
   for (let i = 0; i < 10_000 && refused === undefined; i++) {
     await admin.set(`filler:${i}`, Buffer.alloc(16 * 1024, 1)).catch((err: Error) => { refused = err })
   }
   t.match(refused?.message, /OOM/, 'Redis refuses writes')
 
-  const { app, lines } = await stressApp(t, redis.url, { errorLogIntervalMs: 60_000 })
   const responses = []
   for (let batch = 0; batch < 10; batch++) {
     responses.push(...await Promise.all(Array.from({ length: 20 }, async (_unused, i) => await app.inject(`/item/full-${batch}-${i}`))))
@@ -30,7 +32,12 @@ t.test('Redis full: every page is served, nothing is stored, failures are counte
   const stats = app.cache.stats()
   t.ok(stats.errors > 0, `write failures counted (${stats.errors})`)
   const keys = await census(admin, 'stress-test:', 250)
-  t.equal(keys.keys, 0, 'no key under the prefix')
+  t.equal(keys.keys, 1, 'no key under the prefix but the page stored before, and no fleet lock left')
+  // Refused writes are answers, not silence: the breaker stays closed and pages stored before are still served.
+  t.equal(stats.breaker, 'closed')
+  const before = await app.inject('/item/stored-before')
+  t.equal(before.headers['x-cache'], 'HIT', 'a page stored before Redis filled up is still a hit')
+  t.ok(rightBody(before))
 
   const failures = pluginLines(lines).filter((line) => line.cacheFailure !== undefined)
   const kinds = new Set(failures.map((line) => line.cacheFailure))

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { ownRedisForTest, pluginLines, rightBody, sleep, stressApp } from './fixtures/helpers.js'
+import { fleetLocks } from '../helpers/redis.js'
 
 t.test('Redis paused: every request is answered 200 with its own page, computed, before the pause ends', async (t) => {
   const redis = await ownRedisForTest(t)
@@ -43,7 +44,7 @@ t.test('Redis paused: every request is answered 200 with its own page, computed,
   await marker
   await sleep(300) // the commands queued during the pause have run
   // Lock acquisitions that timed out on our side still ran in Redis once the pause ended: nobody holds their token.
-  const orphans = await admin.keys('stress-test:__lock/*')
+  const orphans = await fleetLocks(admin, 'stress-test:')
   t.same(orphans, [], 'no fleet lock is left behind by requests that gave up on it')
   let label: unknown
   for (let attempt = 0; attempt < 100 && label !== 'HIT'; attempt++) {
@@ -67,7 +68,7 @@ t.test('a request that ends while the breaker is open releases its fleet lock', 
   const first = await computing
   t.ok(first.statusCode === 200 && rightBody(first))
   await sleep(100)
-  t.same(await admin.keys('stress-test:__lock/*'), [], 'its lock is released (or the next request waits out lockTimeoutMs)')
+  t.same(await fleetLocks(admin, 'stress-test:'), [], 'its lock is released (or the next request waits out lockTimeoutMs)')
   await sleep(400) // the breaker half-opens
   const next = await app.inject('/slow/page')
   t.ok(next.statusCode === 200 && rightBody(next), 'the next request still gets its page')
