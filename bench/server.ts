@@ -46,7 +46,9 @@ const cleanups: Array<() => Promise<unknown> | unknown> = []
 
 /** A plain ioredis client, the same for the bare route and every library, so they differ only in what they do. */
 function redisClient (env: Env): Redis {
-  const client = new Redis(env.redisUrl)
+  // Every case gets the same client: auto-pipelined, as the README recommends for @fastify/redis (and as the
+  // plugin opens its own). BENCH_AUTOPIPELINE=0 measures them all without it.
+  const client = new Redis(env.redisUrl, { enableAutoPipelining: process.env.BENCH_AUTOPIPELINE !== '0' })
   cleanups.push(() => client.disconnect())
   return client
 }

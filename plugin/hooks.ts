@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream'
-import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onSendHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler } from 'fastify'
 import type { CacheCore, Flight } from './core.js'
 import type { FieldRead } from './stores/store.js'
 import { encodePage, etagOf, freshForMs, type PageEntry } from './entry.js'
-import { requestKey } from './key.js'
+import { requestKey, type RequestKey } from './key.js'
 import type { NormalizedRouteOptions } from './options.js'
 
 export const kCacheState = Symbol('fastify-cache.state')
@@ -73,6 +73,10 @@ function storedHeaders (reply: FastifyReply): Record<string, string | string[]> 
   return stored
 }
 
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null | undefined)?.then === 'function'
+}
+
 function isNodeStream (payload: unknown): payload is Readable {
   return typeof (payload as Readable | null)?.pipe === 'function'
 }
@@ -116,7 +120,7 @@ const PRIVATE_REQUEST_HEADERS = new Set([
 
 /** The route-level hooks of one cached route; `route` was normalised once, when the route was added. */
 export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
-  onRequest: onRequestAsyncHookHandler
+  onRequest: onRequestHookHandler
   onSend: onSendHookHandler<unknown>
 } {
   const maxBodyBytes = core.options.maxBodyBytes
@@ -171,24 +175,69 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       .finally(() => core.revalidating.delete(flightId))
   }
 
-  async function onRequest (request: FastifyRequest, reply: FastifyReply): Promise<void | FastifyReply> {
+  function routeThrew (request: FastifyRequest, reply: FastifyReply, err: unknown): void {
+    // A throwing `unless`, `key` or `forceUpdate` is the route's bug; the request still gets its page, uncached.
+    core.warn(request.log, 'route', err, 'fastify-cache: a route cache option threw; bypassing the cache')
+    bypass(reply)
+  }
+
+  /**
+   * Callback style, so that what can be decided at once is: a bypass, and an L1 hit, answer without a promise.
+   * Replying without calling `done` ends the request here (Fastify's "respond to a request from a hook").
+   */
+  function onRequest (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const method = request.method
     if ((method !== 'GET' && method !== 'HEAD') ||
       (!route.allowAuthorization && request.headers.authorization !== undefined)) {
-      return bypass(reply)
+      bypass(reply)
+      done()
+      return
     }
-    let key
-    let force = request.headers[REVALIDATE_HEADER] === core.revalidateToken
+    let unless: unknown
+    let key: RequestKey | null
     try {
-      if (route.unless !== undefined && await route.unless(request, reply)) return bypass(reply)
+      unless = route.unless?.(request, reply)
       key = requestKey(request, route, core.prefix)
-      if (key !== null && !force && route.forceUpdate !== undefined) force = await route.forceUpdate(request)
     } catch (err) {
-      // A throwing `unless` or `key` is the route's bug; the request still gets its page, uncached.
-      core.warn(request.log, 'route', err, 'fastify-cache: a route cache option threw; bypassing the cache')
-      return bypass(reply)
+      routeThrew(request, reply, err)
+      done()
+      return
     }
-    if (key === null) return bypass(reply)
+    const pending = isThenable(unless)
+    if ((!pending && Boolean(unless)) || key === null) {
+      bypass(reply)
+      done()
+      return
+    }
+    const force = request.headers[REVALIDATE_HEADER] === core.revalidateToken
+    if (!pending && !force && route.forceUpdate === undefined && core.l1 !== undefined) {
+      const local = core.l1.get(key.storeKey + '\n' + key.variant)
+      if (local !== undefined) {
+        core.counters.hits++
+        core.counters.l1Hits++
+        serve(request, reply, local.entry, 'HIT')
+        return
+      }
+    }
+    lookup(request, reply, key, pending ? unless as PromiseLike<unknown> : undefined, force)
+      .then((sent) => { if (sent === undefined) done() }, done)
+  }
+
+  async function lookup (
+    request: FastifyRequest, reply: FastifyReply, key: RequestKey, unless: PromiseLike<unknown> | undefined, forced: boolean
+  ): Promise<FastifyReply | undefined> {
+    const method = request.method
+    let force = forced
+    try {
+      if (unless !== undefined && Boolean(await unless)) {
+        bypass(reply)
+        return
+      }
+      if (!force && route.forceUpdate !== undefined) force = await route.forceUpdate(request)
+    } catch (err) {
+      routeThrew(request, reply, err)
+      return
+    }
 
     const flightId = key.storeKey + '\n' + key.variant
     // Taken before the lookup: a purge from here on keeps this request's response out of the cache.
@@ -343,10 +392,18 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     return stale.body
   }
 
-  async function onSend (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+  /** Callback style, so that a response with nothing to store (a hit, a bypass) passes through without a promise. */
+  function onSend (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void {
     const pending = request[kCacheState]
-    if (pending === null) return payload
+    if (pending === null) {
+      done(null, payload)
+      return
+    }
     request[kCacheState] = null
+    store(request, reply, payload, pending).then((sent) => done(null, sent), done)
+  }
+
+  async function store (request: FastifyRequest, reply: FastifyReply, payload: unknown, pending: PendingStore): Promise<unknown> {
     const failed = reply.statusCode >= 500
     let entry: PageEntry | undefined
     let label = 'BYPASS'
