@@ -82,7 +82,7 @@ async function sick (kind: 'hung' | 'slow', quick: boolean, tmpDir: string, log:
     return {
       id: kind === 'hung' ? '2' : '3',
       name: kind === 'hung' ? 'Redis hung (CLIENT PAUSE 5000 ALL)' : `Redis slow (${PROXY_DELAY_MS} ms per chunk proxy)`,
-      method: `plain app with the plugin's defaults (lookupTimeoutMs ${LOOKUP_BUDGET_MS}, breaker 5/5000 ms, singleFlight 'fleet') ` +
+      method: `plain app with the plugin's defaults (lookupTimeoutMs ${LOOKUP_BUDGET_MS}, breaker 5/1000 ms, singleFlight 'fleet') ` +
         `in its own process; autocannon, ${CONNECTIONS} connections on /slow/hot (cached) and /slow/k<n> (cold, a new page ` +
         `each time), handler ${HANDLER_MS} ms; ${kind === 'hung' ? 'CLIENT PAUSE 5000 ALL from an admin connection' : `a loopback TCP proxy between app and Redis holds every chunk ${PROXY_DELAY_MS} ms`} ` +
         `for ${FAULT_MS / 1000} s. Bound: budget + handler, plus the HTTP overhead measured in the same run (max latency ` +
