@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { decodePage, freshForMs, type PageEntry } from './entry.js'
 import { withTimeout } from './errors.js'
-import { CircuitBreaker, RateLimitedLog, type BreakerState } from './guard.js'
+import { afterBudget, CircuitBreaker, RateLimitedLog, type BreakerState, type BreakerTicket } from './guard.js'
 import type { NormalizedOptions } from './options.js'
 import { toStoreKey } from './key.js'
 import type { CacheStore, FieldRead } from './stores/store.js'
@@ -120,31 +120,44 @@ export class CacheCore {
   async failOpen<T> (
     kind: string, call: () => Promise<T>, timeoutMs: number | undefined, log?: FastifyBaseLogger
   ): Promise<T | undefined> {
-    if (!this.breaker.allow()) {
+    const ticket = this.breaker.allow()
+    if (ticket === undefined) {
       this.counters.skipped++
       return undefined
     }
-    const started = Date.now()
+    // An answer later than the lookup budget is no sign of health: it never closes the breaker, and a probe that has
+    // not answered by then re-opens it at once (guard.ts: late). Only a probe needs the timer: for other calls lateness
+    // only withholds the reset of the failure count, and the clock says it (no timer per request on the hot path).
+    let late = false
+    const started = ticket.probe ? 0 : Date.now()
+    const stopBudget = ticket.probe
+      ? afterBudget(this.options.lookupTimeoutMs, () => {
+        late = true
+        this.breaker.late(ticket)
+      })
+      : undefined
+    const answered = (): boolean => !late && (ticket.probe || Date.now() - started <= this.options.lookupTimeoutMs)
     try {
       const pending = call()
       const value = await (timeoutMs === undefined ? pending : withTimeout(pending, timeoutMs, kind))
-      // An answer slower than the lookup budget is not health: it must not close (or keep closed) the breaker.
-      if (Date.now() - started > this.options.lookupTimeoutMs) this.breakerFailure(log, undefined)
-      else if (this.breaker.success()) this.warn(log, 'breaker-closed', undefined, 'fastify-cache: the store answers again; caching resumes')
+      if (answered() && this.breaker.success(ticket)) this.warn(log, 'breaker-closed', undefined, 'fastify-cache: the store answers again; caching resumes')
       return value
     } catch (err) {
       this.counters.errors++
       // A store that answers with an error (Redis full, a read-only replica) does not make requests wait: counted and
-      // logged, but the breaker stays for failures to answer, so hits go on while writes are refused.
-      if (!isReplyError(err)) this.breakerFailure(log, err)
+      // logged, but an answer all the same, so the breaker does not open, and hits go on while writes are refused.
+      if (!isReplyError(err)) this.breakerFailure(log, err, ticket)
+      else if (answered() && this.breaker.success(ticket)) this.warn(log, 'breaker-closed', undefined, 'fastify-cache: the store answers again; caching resumes')
       this.warn(log, kind, err, `fastify-cache: store ${kind} failed; serving without the cache`)
       return undefined
+    } finally {
+      stopBudget?.()
     }
   }
 
   /** Breaker transitions are logged like failures, at most once per kind per interval, so a flapping store is one line. */
-  private breakerFailure (log: FastifyBaseLogger | undefined, err: unknown): void {
-    if (this.breaker.failure()) {
+  private breakerFailure (log: FastifyBaseLogger | undefined, err: unknown, ticket: BreakerTicket): void {
+    if (this.breaker.failure(ticket)) {
       this.warn(log, 'breaker-open', err, `fastify-cache: circuit breaker open; requests skip the store for ${this.options.breakerCooldownMs}ms`)
     }
   }

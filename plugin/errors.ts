@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import { afterBudget } from './guard.js'
 
 // Every error the plugin throws or rejects with carries one of these stable codes, and the original error as `cause`.
 
@@ -37,16 +38,19 @@ export function storeError (operation: string, cause: unknown): Error {
   return new FST_CACHE_STORE_ERROR(operation, message, { cause })
 }
 
-/** Rejects with FST_CACHE_TIMEOUT when `promise` takes longer than `ms`. */
+/**
+ * Rejects with FST_CACHE_TIMEOUT when `promise` takes longer than `ms`. Judged after the event loop has read the I/O
+ * that arrived meanwhile (`afterBudget`), so an answer held up only by a busy process is not a timeout.
+ */
 export async function withTimeout<T> (promise: Promise<T>, ms: number, operation: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
+  let cancel: (() => void) | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new FST_CACHE_TIMEOUT(operation, ms)), ms)
+    cancel = afterBudget(ms, () => reject(new FST_CACHE_TIMEOUT(operation, ms)))
   })
   try {
     return await Promise.race([promise, timeout])
   } finally {
-    clearTimeout(timer)
+    cancel?.()
   }
 }
 

@@ -10,8 +10,12 @@ export async function connectRedis (url: string, timeoutMs: number, log: Fastify
     lazyConnect: true,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
-    // Retry at least twice a second, so that cached pages come back soon after Redis does.
-    retryStrategy: (attempt: number) => Math.min(attempt * 50, 500)
+    // Reconnect soon after Redis is back: under load every step of a reconnection (the connect, the handshake, the
+    // ready check) waits for a turn of the busy event loop, a few hundred milliseconds each. Attempts at least five
+    // times a second, and no ready check (INFO, one more round trip): a server still loading its data answers
+    // LOADING, which the cache counts as a failure and fails open on, like any other.
+    retryStrategy: (attempt: number) => Math.min(attempt * 50, 200),
+    enableReadyCheck: false
   })
   // Without a listener ioredis prints every reconnection error; the cache plugin already reports store failures.
   client.on('error', (err: Error) => log.debug({ err }, 'redis connection error'))

@@ -10,9 +10,9 @@ type RedisClient = Redis | Cluster
 // Every script names one key, so they run on Redis Cluster. The #!lua shebang (Redis 7+) makes Redis refuse a
 // script under maxmemory like any other write; without it, EVAL would write past the limit. The lock scripts write
 // a few bytes and say allow-oom: a full Redis must still serve pages and let their locks go.
-// Scripts run by SHA (EVALSHA), loaded on first use on each server.
+// Scripts are sent in full once per connection (EVAL), then run by SHA (EVALSHA): see run().
 
-const INTERNAL = `string.byte(name, 1) == 32`
+const INTERNAL = 'string.byte(name, 1) == 32'
 
 // Whether a field key holds a variant, not only bookkeeping (version, purge time, locks). Rare calls: it walks the names.
 const HAS_DATA = `

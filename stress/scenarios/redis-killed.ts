@@ -69,7 +69,7 @@ export const redisKilled: Scenario = async ({ quick, tmpDir, log }) => {
     return {
       id: '1',
       name: 'Redis killed under load (blog index)',
-      method: 'demo blog in its own process (slowMs 0, default cache options: lookupTimeoutMs 50, breaker 5/5000 ms, l1 and bus on), ' +
+      method: 'demo blog in its own process (slowMs 0, default cache options: lookupTimeoutMs 50, breaker 5/1000 ms, l1 and bus on), ' +
         `autocannon in another process, ${CONNECTIONS} connections on GET / for ${plan.loadSec} s; redis-server SIGKILLed ` +
         `at ${plan.killAtSec} s and restarted ${plan.outageSec} s later on the same port. Uncached p99: the same load ` +
         'with an Authorization header (the plugin bypasses it before any store access), measured just before. Outage ' +
