@@ -38,6 +38,7 @@ local function takeLock (key, lockField, token, ttl, now)
   if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end`
 
+// Run when a plain read found the variant missing and no live lock: reads again and locks, atomically.
 // ARGV: field, token, lock ttl ms. Returns { value, version, state }: state 0 free, 1 held, 2 taken, 3 foreign.
 const GET_OR_LOCK = `#!lua flags=allow-oom
 ${LOCKS}
@@ -184,6 +185,14 @@ async function wrongTypeIsMissing<T> (promise: Promise<T>): Promise<T | undefine
   }
 }
 
+/** Whether a lock field's value (`<token> <expiry ms>`) is still live at `now`. */
+function lockIsLive (lock: Buffer | null, now: number): boolean {
+  if (lock === null) return false
+  const text = lock.toString('latin1')
+  const expires = Number(text.slice(text.lastIndexOf(' ') + 1))
+  return Number.isFinite(expires) && expires > now
+}
+
 function escapeGlob (text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&')
 }
@@ -259,22 +268,30 @@ export class RedisStore implements CacheStore {
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
   }
 
+  /**
+   * A plain HMGET of the variant, the version and the variant's lock: a hit costs one cheap command, no script. Only a
+   * variant that is missing, with no live lock on it, runs the script that locks it (and reads again, atomically).
+   */
   async getField (key: string, field: string, lock?: FieldLock): Promise<FieldRead> {
-    let value: Buffer | null | undefined
-    let version: Buffer | string | null | undefined
+    const found = await wrongTypeIsMissing(lock === undefined
+      ? this.client.hmgetBuffer(key, field, VERSION_FIELD)
+      : this.client.hmgetBuffer(key, field, VERSION_FIELD, LOCK_FIELD_PREFIX + field))
+    // Foreign data carries no lock: the caller computes without one, and its write replaces the key.
+    if (found === undefined) return { value: undefined, version: 0, foreign: true }
+    let [value, version] = found
     let state = -1
-    if (lock === undefined) {
-      const found = await wrongTypeIsMissing(this.client.hmgetBuffer(key, field, VERSION_FIELD))
-      if (found === undefined) return { value: undefined, version: 0, foreign: true }
-      value = found[0]
-      version = found[1]
-    } else {
-      const found = await this.run(scripts.getOrLock, key, field, lock.token, ttlMsOf(lock.ttlMs)) as [Buffer | null, Buffer | null, number]
-      state = found[2]
-      // Foreign data carries no lock: the caller computes without one, and its write replaces the key.
-      if (state === 3) return { value: undefined, version: 0, foreign: true }
-      value = found[0]
-      version = found[1]
+    if (lock !== undefined) {
+      // By this process's clock, as a hint only: the script judges by the store's.
+      const held = lockIsLive(found[2] ?? null, Date.now())
+      if (value !== null || held) {
+        state = held ? 1 : 0
+      } else {
+        const locked = await this.run(scripts.getOrLock, key, field, lock.token, ttlMsOf(lock.ttlMs)) as [Buffer | null, Buffer | null, number]
+        state = locked[2]
+        if (state === 3) return { value: undefined, version: 0, foreign: true }
+        value = locked[0]
+        version = locked[1]
+      }
     }
     // A version that is not a number was not written by us: read it as 0; the next write replaces the key.
     const parsed = version === null || version === undefined ? 0 : Number(String(version))
