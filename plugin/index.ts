@@ -72,7 +72,14 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
   const core = new CacheCore(store, options, fastify.log)
   const cache = new FastifyCache(core, kind)
   // When the connection comes back, probe at once rather than at the end of the cooldown.
-  const probe = (): void => core.breaker.probeNow()
+  // The probe is a PING of its own, sent at once: one round trip, not a lookup that may take two (a miss locks), which
+  // on a process still busy from the outage could miss the budget and re-open the breaker for another cooldown.
+  const probe = (): void => {
+    core.breaker.probeNow()
+    if (core.breaker.state === 'half-open') {
+      core.failOpen('probe', async () => await (store as RedisStore).client.ping(), undefined).catch(() => {})
+    }
+  }
   if (store instanceof RedisStore) store.client.on('ready', probe)
   if (options.l1 !== undefined) core.l1 = new LocalTier(options.l1)
   if (options.bus) {

@@ -38,6 +38,11 @@ t.test('Redis killed: requests still succeed, the breaker opens; Redis back: cac
   t.ok(failureLines.length >= 1 && failureLines.length <= 2, `failures are logged, rate-limited (${failureLines.length} lines)`)
 
   await redis.restart()
+  // No request needed: when the connection is ready again the plugin probes at once, with a PING of its own.
+  for (let attempt = 0; attempt < 300 && app.redis.status !== 'ready'; attempt++) await sleep(10)
+  for (let attempt = 0; attempt < 50 && app.cache.stats().breaker !== 'closed'; attempt++) await sleep(10)
+  t.equal(app.cache.stats().breaker, 'closed', 'the probe on reconnect closed the breaker without a request')
+  t.ok(lines.some((line) => String(line.msg).includes('caching resumes')))
   let resumed = false
   for (let attempt = 0; attempt < 100 && !resumed; attempt++) {
     await sleep(100)
