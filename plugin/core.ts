@@ -164,7 +164,7 @@ export class CacheCore {
 
   /**
    * A page lookup: one store round trip, shared by concurrent requests for the same key, bounded in time. With
-   * `lock`, a missing variant is locked fleet-wide in the same round trip; the request that goes on to compute it
+   * `lock`, a missing variant is locked fleet-wide with the read (atomically); the request that goes on to compute it
    * takes the lock with `claimLock`.
    */
   lookupPage (storeKey: string, variant: string, log: FastifyBaseLogger, lock = false): Promise<FieldRead | undefined> {
@@ -184,11 +184,13 @@ export class CacheCore {
   }
 
   /** Reads a variant and locks it when it is missing. A lock that lands after the lookup budget is released. */
-  private async readOrLock (storeKey: string, variant: string, log: FastifyBaseLogger): Promise<FieldRead | undefined> {
+  private async readOrLock (
+    storeKey: string, variant: string, log: FastifyBaseLogger, takeOverOnly = false
+  ): Promise<FieldRead | undefined> {
     const token = this.newLockToken()
     let reading: Promise<FieldRead> | undefined
     const read = await this.failOpen('lookup', async () => {
-      reading = this.store.getField(storeKey, variant, { token, ttlMs: this.options.lockTimeoutMs })
+      reading = this.store.getField(storeKey, variant, { token, ttlMs: this.options.lockTimeoutMs, takeOverOnly })
       return await reading
     }, this.options.lookupTimeoutMs, log)
     if (read === undefined) {
@@ -374,26 +376,23 @@ export class CacheCore {
   }
 
   /**
-   * Waits for the process holding a page's lock to store it: polls with backoff until a fresh entry appears, or the
-   * lock goes away and this request takes it over (`token`), or `lockTimeoutMs` passes. Neither entry nor token:
-   * compute it here without a lock (the store failed, or the wait timed out).
+   * Waits for the process holding a page's lock to store it: polls with backoff until a fresh entry appears, or
+   * `lockTimeoutMs` passes. A lock that expired (its holder died) is taken over (`token`, with the `version` read
+   * with it). A lock released without a fresh page (a response that may not be stored, a failed handler) frees the
+   * waiters, who compute their own, as in one process. Neither entry nor token: compute without a lock.
    */
-  async awaitFleet (storeKey: string, variant: string, log: FastifyBaseLogger): Promise<{ entry?: PageEntry, token?: string }> {
+  async awaitFleet (storeKey: string, variant: string, log: FastifyBaseLogger): Promise<{ entry?: PageEntry, token?: string, version?: number }> {
     const deadline = Date.now() + this.options.lockTimeoutMs
     let delay = FLEET_POLL_FIRST_MS
     while (Date.now() < deadline) {
       await sleep(delay)
       delay = Math.min(delay * 1.5, FLEET_POLL_MAX_MS)
-      const read = await this.readOrLock(storeKey, variant, log)
+      const read = await this.readOrLock(storeKey, variant, log, true)
       if (read === undefined || read.lock === undefined) return {}
-      if (read.lock === 'taken') return { token: this.claimLock(read) }
+      if (read.lock === 'taken') return { token: this.claimLock(read), version: read.version }
       const entry = read.value === undefined ? undefined : this.readPage(read.value, log)
       if (entry !== undefined && freshForMs(entry, Date.now()) > 0) return { entry }
-      if (read.lock === 'free') {
-        // A stale or unreadable variant and nobody computing it: this request does.
-        const lock = await this.lockPage(storeKey, variant, log)
-        if (!lock.held) return { token: lock.token }
-      }
+      if (read.lock === 'free') return {}
     }
     return {}
   }

@@ -194,23 +194,30 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       return
     }
     let unless: unknown
-    let key: RequestKey | null
     try {
       unless = route.unless?.(request, reply)
-      key = requestKey(request, route, core.prefix)
     } catch (err) {
       routeThrew(request, reply, err)
       done()
       return
     }
-    const pending = isThenable(unless)
-    if ((!pending && Boolean(unless)) || key === null) {
+    const next = (sent: FastifyReply | undefined): void => { if (sent === undefined) done() }
+    if (isThenable(unless)) {
+      afterUnless(request, reply, unless).then(next, done)
+      return
+    }
+    if (unless) {
       bypass(reply)
       done()
       return
     }
+    const key = keyOf(request, reply)
+    if (key === null) {
+      done()
+      return
+    }
     const force = request.headers[REVALIDATE_HEADER] === core.revalidateToken
-    if (!pending && !force && route.forceUpdate === undefined && core.l1 !== undefined) {
+    if (!force && route.forceUpdate === undefined && core.l1 !== undefined) {
       const local = core.l1.get(key.storeKey + '\n' + key.variant)
       if (local !== undefined) {
         core.counters.hits++
@@ -219,20 +226,43 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         return
       }
     }
-    lookup(request, reply, key, pending ? unless as PromiseLike<unknown> : undefined, force)
-      .then((sent) => { if (sent === undefined) done() }, done)
+    lookup(request, reply, key, force).then(next, done)
+  }
+
+  /** The request's key, or null when it bypasses the cache (marked so here, and logged if the route's `key` threw). */
+  function keyOf (request: FastifyRequest, reply: FastifyReply): RequestKey | null {
+    try {
+      const key = requestKey(request, route, core.prefix)
+      if (key === null) bypass(reply)
+      return key
+    } catch (err) {
+      routeThrew(request, reply, err)
+      return null
+    }
+  }
+
+  /** An `unless` that answered with a promise: the key is computed only for requests it lets through. */
+  async function afterUnless (request: FastifyRequest, reply: FastifyReply, unless: PromiseLike<unknown>): Promise<FastifyReply | undefined> {
+    try {
+      if (await unless) {
+        bypass(reply)
+        return
+      }
+    } catch (err) {
+      routeThrew(request, reply, err)
+      return
+    }
+    const key = keyOf(request, reply)
+    if (key === null) return
+    return await lookup(request, reply, key, request.headers[REVALIDATE_HEADER] === core.revalidateToken)
   }
 
   async function lookup (
-    request: FastifyRequest, reply: FastifyReply, key: RequestKey, unless: PromiseLike<unknown> | undefined, forced: boolean
+    request: FastifyRequest, reply: FastifyReply, key: RequestKey, forced: boolean
   ): Promise<FastifyReply | undefined> {
     const method = request.method
     let force = forced
     try {
-      if (unless !== undefined && Boolean(await unless)) {
-        bypass(reply)
-        return
-      }
       if (!force && route.forceUpdate !== undefined) force = await route.forceUpdate(request)
     } catch (err) {
       routeThrew(request, reply, err)
@@ -331,6 +361,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
           return serve(request, reply, waited.entry, 'HIT')
         }
         lockToken = waited.token
+        // A lock taken over was read with the version of now: the computation starts after that read.
+        if (waited.version !== undefined) version = waited.version
       }
     }
     const startedAt = clock === undefined ? undefined : await clock

@@ -86,7 +86,7 @@ export class MemoryStore implements CacheStore {
     const read: FieldRead = { value: item?.fields.get(field), version: item?.version ?? 0 }
     if (lock === undefined) return read
     if (this.lockHeld(item, field)) read.lock = 'held'
-    else if (read.value !== undefined) read.lock = 'free'
+    else if (read.value !== undefined || (lock.takeOverOnly === true && item?.locks?.has(field) !== true)) read.lock = 'free'
     else read.lock = this.takeLock(key, item, field, lock) ? 'taken' : 'held'
     return read
   }

@@ -10,7 +10,7 @@ type RedisClient = Redis | Cluster
 // Every script names one key, so they run on Redis Cluster. The #!lua shebang (Redis 7+) makes Redis refuse a
 // script under maxmemory like any other write; without it, EVAL would write past the limit. The lock scripts write
 // a few bytes and say allow-oom: a full Redis must still serve pages and let their locks go.
-// Scripts are sent in full once per connection (EVAL), then run by SHA (EVALSHA): see run().
+// Scripts are sent in full once per client connection (EVAL), then run by SHA (EVALSHA): see run().
 
 const INTERNAL = 'string.byte(name, 1) == 32'
 
@@ -39,16 +39,17 @@ local function takeLock (key, lockField, token, ttl, now)
 end`
 
 // Run when a plain read found the variant missing and no live lock: reads again and locks, atomically.
-// ARGV: field, token, lock ttl ms. Returns { value, version, state }: state 0 free, 1 held, 2 taken, 3 foreign.
+// ARGV: field, token, lock ttl ms, '1' to take only an expired lock. Returns { value, version, state }: state 0 free,
+// 1 held, 2 taken, 3 foreign (nothing is locked on foreign data).
 const GET_OR_LOCK = `#!lua flags=allow-oom
 ${LOCKS}
 local key, field = KEYS[1], ARGV[1]
 local lockField = '${LOCK_FIELD_PREFIX}' .. field
 local found = redis.pcall('HMGET', key, field, '${VERSION_FIELD}', lockField)
-if found.err then return { false, false, 3 } end
+if found.err or (found[2] and not tonumber(found[2])) then return { false, false, 3 } end
 local now = nowMs()
 if live(found[3], now) then return { found[1], found[2], 1 } end
-if found[1] then return { found[1], found[2], 0 } end
+if found[1] or (ARGV[4] == '1' and not found[3]) then return { found[1], found[2], 0 } end
 takeLock(key, lockField, ARGV[2], tonumber(ARGV[3]), now)
 return { false, found[2], 2 }`
 
@@ -281,12 +282,14 @@ export class RedisStore implements CacheStore {
     let [value, version] = found
     let state = -1
     if (lock !== undefined) {
-      // By this process's clock, as a hint only: the script judges by the store's.
+      // By this process's clock, as a hint only (a clock behind the store's reads an expired lock as held a little
+      // longer): the script judges by the store's.
       const held = lockIsLive(found[2] ?? null, Date.now())
-      if (value !== null || held) {
+      if (value !== null || held || (lock.takeOverOnly === true && found[2] === null)) {
         state = held ? 1 : 0
       } else {
-        const locked = await this.run(scripts.getOrLock, key, field, lock.token, ttlMsOf(lock.ttlMs)) as [Buffer | null, Buffer | null, number]
+        const locked = await this.run(scripts.getOrLock, key, field, lock.token, ttlMsOf(lock.ttlMs),
+          lock.takeOverOnly === true ? '1' : '') as [Buffer | null, Buffer | null, number]
         state = locked[2]
         if (state === 3) return { value: undefined, version: 0, foreign: true }
         value = locked[0]

@@ -9,9 +9,9 @@
  * `setField(…, ifVersion)` refuses to write when a delete ran since: a page computed from data older than a purge is
  * never stored, even when another process did the purge.
  *
- * A variant being computed can be locked fleet-wide, in the key itself: `getField(…, lock)` takes the lock in the
- * same round trip when the variant is missing, and `setField(…, unlock)` releases it with the write, so a cold page
- * costs two round trips (lookup, write) with stampede protection. A lock expires after its `ttlMs`; a delete drops it.
+ * A variant being computed can be locked fleet-wide, in the key itself: `getField(…, lock)` takes the lock when the
+ * variant is missing (on Redis a hit is one plain read; a miss adds one script), and `setField(…, unlock)` releases
+ * it with the write. A lock expires after its `ttlMs`; a delete drops it.
  *
  * Reading a key that holds the other shape resolves as missing; writing replaces it.
  */
@@ -28,7 +28,7 @@ export interface CacheStore {
   delete (keys: string[], tombstoneMs: number): Promise<number>
   /**
    * Reads one variant and the key's version. With `lock`, also reports the variant's lock and, when the variant is
-   * missing and nobody holds a live lock on it, takes the lock (`lock: 'taken'`) in the same step.
+   * missing and nobody holds a live lock on it, takes the lock (`lock: 'taken'`) atomically with the read.
    */
   getField (key: string, field: string, lock?: FieldLock): Promise<FieldRead>
   /** Takes a variant's lock whether or not the variant is stored: false when another holder's lock is live. */
@@ -75,6 +75,11 @@ export interface FieldRead {
 export interface FieldLock {
   token: string
   ttlMs: number
+  /**
+   * Take only a lock that expired (its holder died): a variant that is missing with no lock at all was released by a
+   * holder that stored nothing, and reads as `'free'`. For waiters, who then compute without a lock.
+   */
+  takeOverOnly?: boolean
 }
 
 export interface StoreKeyInfo {

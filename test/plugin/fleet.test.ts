@@ -46,6 +46,28 @@ t.test("singleFlight: 'process' runs once per process", async (t) => {
   t.equal(runs, 2)
 })
 
+t.test('a response that may not be stored frees the other processes at once: they do not queue behind each other', async (t) => {
+  const prefix = `${redis.prefix}fleet-u:`
+  const apps = [await build(t, { redis, cache: { prefix } }), await build(t, { redis, cache: { prefix } }),
+    await build(t, { redis, cache: { prefix } })]
+  let running = 0
+  let overlapped = 0
+  for (const app of apps) {
+    app.get('/personal', { config: { cache: true } }, async (_request, reply) => {
+      running++
+      overlapped = Math.max(overlapped, running)
+      await sleep(150)
+      running--
+      return reply.header('set-cookie', 'session=abc').send('not for the cache')
+    })
+    await app.ready()
+  }
+  const responses = await Promise.all(apps.map(async (app) => await app.inject('/personal')))
+  t.ok(responses.every((response) => response.statusCode === 200 && response.body === 'not for the cache'))
+  t.ok(overlapped >= 2, `the waiting processes computed alongside, not one after another (${overlapped} at once)`)
+  t.same(await fleetLocks(client, apps[0]!.cache.prefix), [], 'no lock left')
+})
+
 t.test('a lock left by a crashed process expires, and the page is then computed', async (t) => {
   const app = await build(t, { redis, cache: { lockTimeoutMs: 300 } })
   let runs = 0

@@ -241,6 +241,37 @@ t.test('a throwing unless, key or filter never fails the request', async (t) => 
   }
 })
 
+t.test('an async unless is settled before the key: a rejection is logged, and excluded requests never reach key()', async (t) => {
+  const unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown): void => { unhandled.push(reason) }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
+  const app = await build(t, { redis })
+  let keyCalls = 0
+  app.get('/rejects', { config: { cache: { unless: async () => { throw new Error('async bug') } } } }, async () => 'served')
+  app.get('/excluded', {
+    config: {
+      cache: {
+        unless: async (request) => request.headers['x-member'] !== undefined,
+        key: (request) => { keyCalls++; return `member/${String(request.headers['x-member'] ?? 'anonymous')}` }
+      }
+    }
+  }, async () => 'page')
+  // A query string on a route that keys none: the request bypasses, and the rejection must still be handled.
+  for (const url of ['/rejects', '/rejects?x=1']) {
+    const response = await app.inject(url)
+    t.equal(response.statusCode, 200, url)
+    t.equal(response.body, 'served')
+    t.equal(response.headers['x-cache'], 'BYPASS')
+  }
+  t.equal((await app.inject({ url: '/excluded', headers: { 'x-member': 'ann' } })).headers['x-cache'], 'BYPASS')
+  t.equal(keyCalls, 0, 'key() is not called for a request that unless excludes')
+  t.equal((await app.inject('/excluded')).headers['x-cache'], 'MISS')
+  t.equal(keyCalls, 1)
+  await sleep(20)
+  t.same(unhandled, [], 'no unhandled rejection')
+})
+
 t.test('custom keys: a string or a function of the request', async (t) => {
   const app = await build(t, { redis })
   app.get('/a', { config: { cache: { key: 'shared' } } }, async () => 'from a')
