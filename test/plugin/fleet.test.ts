@@ -1,24 +1,38 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { build } from '../helpers/app.js'
+import type { FastifyCacheOptions } from '../../plugin/index.js'
 import { fleetLocks, redisForFile, sleep } from '../helpers/redis.js'
 
 const { redis, client } = await redisForFile(t)
 
-t.test('two instances, 200 concurrent cold requests: the handler runs once across both', async (t) => {
-  const prefix = `${redis.prefix}fleet-a:`
-  const apps = [await build(t, { redis, cache: { prefix } }), await build(t, { redis, cache: { prefix } })]
-  let runs = 0
-  for (const app of apps) {
-    app.get('/cold', { config: { cache: true } }, async () => {
-      runs++
-      await sleep(150)
-      return 'once'
-    })
+/**
+ * `count` instances sharing one Redis and one prefix, as a fleet of processes would, each with the same route added
+ * by `route`, ready to serve.
+ */
+async function fleet (
+  t: Test, name: string, count: number, route: (app: FastifyInstance) => void, cache: FastifyCacheOptions = {}
+): Promise<FastifyInstance[]> {
+  const apps: FastifyInstance[] = []
+  for (let i = 0; i < count; i++) {
+    const app = await build(t, { redis, cache: { prefix: `${redis.prefix}${name}:`, ...cache } })
+    route(app)
     await app.ready()
+    apps.push(app)
   }
+  return apps
+}
+
+t.test('two instances, 200 concurrent cold requests: the handler runs once across both', async (t) => {
+  let runs = 0
+  const apps = await fleet(t, 'fleet-a', 2, (app) => app.get('/cold', { config: { cache: true } }, async () => {
+    runs++
+    await sleep(150)
+    return 'once'
+  }))
   const responses = await Promise.all(Array.from({ length: 200 }, async (_, i) => await apps[i % 2]!.inject('/cold')))
   t.equal(runs, 1, 'one handler run for the fleet')
   t.ok(responses.every((response) => response.statusCode === 200 && response.body === 'once'))
@@ -28,40 +42,26 @@ t.test('two instances, 200 concurrent cold requests: the handler runs once acros
 })
 
 t.test("singleFlight: 'process' runs once per process", async (t) => {
-  const prefix = `${redis.prefix}fleet-b:`
-  const apps = [
-    await build(t, { redis, cache: { prefix, singleFlight: 'process' } }),
-    await build(t, { redis, cache: { prefix, singleFlight: 'process' } })
-  ]
   let runs = 0
-  for (const app of apps) {
-    app.get('/cold', { config: { cache: true } }, async () => {
-      runs++
-      await sleep(100)
-      return 'per process'
-    })
-    await app.ready()
-  }
+  const apps = await fleet(t, 'fleet-b', 2, (app) => app.get('/cold', { config: { cache: true } }, async () => {
+    runs++
+    await sleep(100)
+    return 'per process'
+  }), { singleFlight: 'process' })
   await Promise.all(Array.from({ length: 100 }, async (_, i) => await apps[i % 2]!.inject('/cold')))
   t.equal(runs, 2)
 })
 
 t.test('a response that may not be stored frees the other processes at once: they do not queue behind each other', async (t) => {
-  const prefix = `${redis.prefix}fleet-u:`
-  const apps = [await build(t, { redis, cache: { prefix } }), await build(t, { redis, cache: { prefix } }),
-    await build(t, { redis, cache: { prefix } })]
   let running = 0
   let overlapped = 0
-  for (const app of apps) {
-    app.get('/personal', { config: { cache: true } }, async (_request, reply) => {
-      running++
-      overlapped = Math.max(overlapped, running)
-      await sleep(150)
-      running--
-      return reply.header('set-cookie', 'session=abc').send('not for the cache')
-    })
-    await app.ready()
-  }
+  const apps = await fleet(t, 'fleet-u', 3, (app) => app.get('/personal', { config: { cache: true } }, async (_request, reply) => {
+    running++
+    overlapped = Math.max(overlapped, running)
+    await sleep(150)
+    running--
+    return reply.header('set-cookie', 'session=abc').send('not for the cache')
+  }))
   const responses = await Promise.all(apps.map(async (app) => await app.inject('/personal')))
   t.ok(responses.every((response) => response.statusCode === 200 && response.body === 'not for the cache'))
   t.ok(overlapped >= 2, `the waiting processes computed alongside, not one after another (${overlapped} at once)`)
@@ -89,18 +89,13 @@ t.test('a lock left by a crashed process expires, and the page is then computed'
 })
 
 t.test('a lock holder that fails releases the others, who compute', async (t) => {
-  const prefix = `${redis.prefix}fleet-c:`
-  const apps = [await build(t, { redis, cache: { prefix } }), await build(t, { redis, cache: { prefix } })]
   let runs = 0
-  for (const app of apps) {
-    app.get('/fails-first', { config: { cache: true } }, async () => {
-      runs++
-      await sleep(80)
-      if (runs === 1) throw new Error('first run fails')
-      return 'second run works'
-    })
-    await app.ready()
-  }
+  const apps = await fleet(t, 'fleet-c', 2, (app) => app.get('/fails-first', { config: { cache: true } }, async () => {
+    runs++
+    await sleep(80)
+    if (runs === 1) throw new Error('first run fails')
+    return 'second run works'
+  }))
   const responses = await Promise.all(Array.from({ length: 40 }, async (_, i) => await apps[i % 2]!.inject('/fails-first')))
   t.equal(responses.filter((response) => response.statusCode === 500).length, 1)
   t.ok(responses.filter((response) => response.statusCode === 200).every((response) => response.body === 'second run works'))
