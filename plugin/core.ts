@@ -6,7 +6,7 @@ import { withTimeout } from './errors.js'
 import { afterBudget, CircuitBreaker, RateLimitedLog, type BreakerState, type BreakerTicket } from './guard.js'
 import type { NormalizedOptions } from './options.js'
 import { toStoreKey } from './key.js'
-import type { CacheStore, FieldRead } from './stores/store.js'
+import type { CacheStore, FieldLock, FieldRead } from './stores/store.js'
 import type { BusMessage, BusStats, InvalidationBus, LocalTier } from './tiers.js'
 
 /** Reserved logical namespaces under the prefix. */
@@ -136,18 +136,22 @@ export class CacheCore {
         this.breaker.late(ticket)
       })
       : undefined
-    const answered = (): boolean => !late && (ticket.probe || Date.now() - started <= this.options.lookupTimeoutMs)
+    // The store answered (a value, or an error of its own): in time, that is health.
+    const answered = (): void => {
+      if (late || (!ticket.probe && Date.now() - started > this.options.lookupTimeoutMs)) return
+      if (this.breaker.success(ticket)) this.warn(log, 'breaker-closed', undefined, 'fastify-cache: the store answers again; caching resumes')
+    }
     try {
       const pending = call()
       const value = await (timeoutMs === undefined ? pending : withTimeout(pending, timeoutMs, kind))
-      if (answered() && this.breaker.success(ticket)) this.warn(log, 'breaker-closed', undefined, 'fastify-cache: the store answers again; caching resumes')
+      answered()
       return value
     } catch (err) {
       this.counters.errors++
       // A store that answers with an error (Redis full, a read-only replica) does not make requests wait: counted and
       // logged, but an answer all the same, so the breaker does not open, and hits go on while writes are refused.
-      if (!isReplyError(err)) this.breakerFailure(log, err, ticket)
-      else if (answered() && this.breaker.success(ticket)) this.warn(log, 'breaker-closed', undefined, 'fastify-cache: the store answers again; caching resumes')
+      if (isReplyError(err)) answered()
+      else this.breakerFailure(log, err, ticket)
       this.warn(log, kind, err, `fastify-cache: store ${kind} failed; serving without the cache`)
       return undefined
     } finally {
@@ -183,22 +187,34 @@ export class CacheCore {
     return this.lockTokenPrefix + String(++this.lockCount)
   }
 
-  /** Reads a variant and locks it when it is missing. A lock that lands after the lookup budget is released. */
+  /** Reads a variant and locks it when it is missing. */
   private async readOrLock (
     storeKey: string, variant: string, log: FastifyBaseLogger, takeOverOnly = false
   ): Promise<FieldRead | undefined> {
-    const token = this.newLockToken()
-    let reading: Promise<FieldRead> | undefined
-    const read = await this.failOpen('lookup', async () => {
-      reading = this.store.getField(storeKey, variant, { token, ttlMs: this.options.lockTimeoutMs, takeOverOnly })
-      return await reading
-    }, this.options.lookupTimeoutMs, log)
-    if (read === undefined) {
-      reading?.then((late) => { if (late.lock === 'taken') this.unlock(storeKey, variant, token, log) }, () => {})
-    } else if (read.lock === 'taken') {
-      this.lockTokens.set(read, token)
-    }
+    const { result: read, token } = await this.locking('lookup', storeKey, variant, log,
+      (lock) => this.store.getField(storeKey, variant, { ...lock, takeOverOnly }), (read) => read.lock === 'taken')
+    if (read?.lock === 'taken') this.lockTokens.set(read, token)
     return read
+  }
+
+  /**
+   * A store call that may take a variant's lock under a new token, within the lookup budget. One that gave up here
+   * may still land in the store: a lock it took then is released, or it would stall the page for lockTimeoutMs.
+   */
+  private async locking<R> (
+    kind: string, storeKey: string, variant: string, log: FastifyBaseLogger | undefined,
+    call: (lock: FieldLock) => Promise<R>, took: (result: R) => boolean
+  ): Promise<{ result: R | undefined, token: string }> {
+    const token = this.newLockToken()
+    let calling: Promise<R> | undefined
+    const result = await this.failOpen(kind, async () => {
+      calling = call({ token, ttlMs: this.options.lockTimeoutMs })
+      return await calling
+    }, this.options.lookupTimeoutMs, log)
+    if (result === undefined) {
+      calling?.then((late) => { if (took(late)) this.unlock(storeKey, variant, token, log) }, () => {})
+    }
+    return { result, token }
   }
 
   /** The lock a shared lookup took, to the first request that asks; later ones get undefined. */
@@ -352,17 +368,9 @@ export class CacheCore {
    * `held`: another process computes it; neither: the store cannot say, so compute without a lock.
    */
   async lockPage (storeKey: string, variant: string, log?: FastifyBaseLogger): Promise<{ token?: string, held: boolean }> {
-    const token = this.newLockToken()
-    let locking: Promise<boolean> | undefined
-    const taken = await this.failOpen('lock', async () => {
-      locking = this.store.lockField(storeKey, variant, { token, ttlMs: this.options.lockTimeoutMs })
-      return await locking
-    }, this.options.lookupTimeoutMs, log)
-    if (taken === undefined) {
-      // Timed out here, it may still land in the store: release it then, or it would stall the page for lockTimeoutMs.
-      locking?.then((late) => { if (late) this.unlock(storeKey, variant, token, log) }, () => {})
-      return { held: false }
-    }
+    const { result: taken, token } = await this.locking('lock', storeKey, variant, log,
+      async (lock) => await this.store.lockField(storeKey, variant, lock), (late) => late)
+    if (taken === undefined) return { held: false }
     return taken ? { token, held: false } : { held: true }
   }
 

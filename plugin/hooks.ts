@@ -345,10 +345,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
     const flight = core.flights.has(flightId) ? undefined : core.startFlight(flightId)
     // Tagged pages note when they began, by the store's clock, alongside the lock when there is one.
     const clock = route.tags === undefined || !storeAnswered ? undefined : core.storeNow(request.log)
-    if (flight === undefined && lockToken !== undefined) {
-      core.unlock(key.storeKey, key.variant, lockToken, request.log)
-      lockToken = undefined
-    } else if (flight !== undefined && fleet && lockToken === undefined && storeAnswered && lock !== undefined) {
+    // (A lock claimed above is held only when no flight existed, and nothing awaited since: this request starts it.)
+    if (flight !== undefined && fleet && lockToken === undefined && storeAnswered && lock !== undefined) {
       // Another process computes it ('held'), or a stale page needs a new computation ('free'): take the lock.
       const taken = lock === 'held' ? { held: true } : await core.lockPage(key.storeKey, key.variant, request.log)
       lockToken = taken.token
