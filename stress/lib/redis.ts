@@ -2,6 +2,7 @@
 // scenarios kill, pause and fill their server.
 import { Redis } from 'ioredis'
 import { startRedis, type TestRedis } from '../../test/helpers/redis.js'
+import type { Cleanup } from './scenario.js'
 
 export type { TestRedis }
 
@@ -22,6 +23,15 @@ export function adminClient (redis: TestRedis): Redis {
   const client = new Redis(redis.url, { maxRetriesPerRequest: 1, lazyConnect: false })
   client.on('error', () => {})
   return client
+}
+
+/** A redis-server of the scenario's own and an admin connection to it, both stopped by `cleanup`. */
+export async function ownRedisWithAdmin (cleanup: Cleanup, extraArgs: string[] = []): Promise<{ redis: TestRedis, admin: Redis }> {
+  const redis = await ownRedis(extraArgs)
+  cleanup.add(async () => await redis.stop())
+  const admin = adminClient(redis)
+  cleanup.add(() => admin.disconnect())
+  return { redis, admin }
 }
 
 /** `used_memory` from INFO memory, in bytes. */

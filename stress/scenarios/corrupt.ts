@@ -6,7 +6,7 @@ import { CORRUPTION_NOTES, CORRUPTIONS, corrupt, type Corruption } from '../lib/
 import { sleepUntil, startLoad } from '../lib/load.js'
 import { cacheMix, windowOf } from '../lib/metrics.js'
 import { fetchStats, warm } from '../lib/poll.js'
-import { adminClient, ownRedis } from '../lib/redis.js'
+import { ownRedisWithAdmin } from '../lib/redis.js'
 import { Cleanup, goal, type Scenario } from '../lib/scenario.js'
 
 const CONNECTIONS = 20
@@ -27,10 +27,7 @@ export const corruptData: Scenario = async ({ quick, tmpDir, log }) => {
   const loadSec = quick ? 6 : 10
   const cleanup = new Cleanup()
   try {
-    const redis = await ownRedis()
-    cleanup.add(async () => await redis.stop())
-    const admin = adminClient(redis)
-    cleanup.add(() => admin.disconnect())
+    const { redis, admin } = await ownRedisWithAdmin(cleanup)
     const prefix = 'stress-corrupt:'
     const app = await startServer('stress/servers/app.ts', { redisUrl: redis.url, prefix, handlerMs: 0 }, 'app (corrupt)')
     cleanup.add(async () => await app.child.stop())

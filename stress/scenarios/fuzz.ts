@@ -5,7 +5,7 @@ import { MAX_KEY_BYTES } from '../../plugin/index.js'
 import type { FuzzReport } from '../fuzz-client.js'
 import { startChild, startServer } from '../lib/child.js'
 import { fetchStats } from '../lib/poll.js'
-import { adminClient, census, ownRedis, usedMemory } from '../lib/redis.js'
+import { census, ownRedisWithAdmin, usedMemory } from '../lib/redis.js'
 import { Cleanup, goal, type Scenario } from '../lib/scenario.js'
 
 export const FUZZ_MAX_VARIANTS = 50
@@ -17,10 +17,7 @@ export const fuzz: Scenario = async ({ quick, tmpDir, seed, log }) => {
   const count = quick ? 2_000 : 10_000
   const cleanup = new Cleanup()
   try {
-    const redis = await ownRedis()
-    cleanup.add(async () => await redis.stop())
-    const admin = adminClient(redis)
-    cleanup.add(() => admin.disconnect())
+    const { redis, admin } = await ownRedisWithAdmin(cleanup)
     const prefix = 'stress-fuzz:'
     const app = await startServer('stress/servers/app.ts', {
       redisUrl: redis.url, prefix, handlerMs: 0, cache: { maxVariants: FUZZ_MAX_VARIANTS }

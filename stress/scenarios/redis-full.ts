@@ -3,7 +3,7 @@ import { startServer } from '../lib/child.js'
 import { runLoad } from '../lib/load.js'
 import { cacheMix, windowOf } from '../lib/metrics.js'
 import { fetchStats, warm } from '../lib/poll.js'
-import { adminClient, census, ownRedis, usedMemory } from '../lib/redis.js'
+import { census, ownRedisWithAdmin, usedMemory } from '../lib/redis.js'
 import { Cleanup, goal, type Scenario } from '../lib/scenario.js'
 
 const CONNECTIONS = 20
@@ -14,10 +14,7 @@ export const redisFull: Scenario = async ({ quick, tmpDir, log }) => {
   const loadSec = quick ? 6 : 12
   const cleanup = new Cleanup()
   try {
-    const redis = await ownRedis(['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction'])
-    cleanup.add(async () => await redis.stop())
-    const admin = adminClient(redis)
-    cleanup.add(() => admin.disconnect())
+    const { redis, admin } = await ownRedisWithAdmin(cleanup, ['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction'])
     let fillers = 0
     let refusal = ''
     while (refusal === '' && fillers < 10_000) {
