@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto'
 import stringify from 'safe-stable-stringify'
 import type { CacheCore, CacheStats } from './core.js'
 import { decodeValue, encodeValue, freshForMs } from './entry.js'
 import { coded, FST_CACHE_INVALID_KEY, invalidOption } from './errors.js'
-import { toStoreKey } from './key.js'
+import { digest, toStoreKey } from './key.js'
 import type { CacheStore, StoreKeyInfo } from './stores/store.js'
 
 export interface WrapOptions {
@@ -316,5 +315,5 @@ export class FastifyCache {
 
 function argumentsVariant (args: readonly unknown[]): string {
   const json = stringify(args)
-  return createHash('sha256').update(json ?? '').digest('base64url')
+  return digest(json ?? '')
 }

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import { FST_CACHE_CORRUPT_ENTRY, FST_CACHE_INVALID_VALUE } from './errors.js'
+import { digest } from './key.js'
 
 /**
  * Stored layout, one buffer: 'FCE1' | kind (1 byte) | header length (uint32 BE) | header JSON | body bytes.
@@ -93,7 +93,7 @@ function unframe (bytes: Buffer, expectedKind: number): { header: Record<string,
 
 /** A strong validator of the body bytes. */
 export function etagOf (body: Buffer): string {
-  return '"' + createHash('sha1').update(body).digest('base64url') + '"'
+  return '"' + digest(body, 'sha1') + '"'
 }
 
 export function encodePage (entry: PageEntry): Buffer {

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { createHash } from 'node:crypto'
+import calculateSlot from 'cluster-key-slot'
 import {
   LOCK_FIELD_PREFIX, PURGED_FIELD, VERSION_FIELD, isInternalField, type CacheStore, type FieldLock, type FieldRead,
   type StoreKeyInfo
@@ -38,20 +39,30 @@ local function takeLock (key, lockField, token, ttl, now)
   if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end`
 
-// Run when a plain read found the variant missing and no live lock: reads again and locks, atomically.
-// ARGV: field, token, lock ttl ms, '1' to take only an expired lock. Returns { value, version, state }: state 0 free,
-// 1 held, 2 taken, 3 foreign (nothing is locked on foreign data).
+// Reads variants and locks the missing ones, atomically; many lookups in one call (a batch, see Batcher). Per key,
+// ARGV holds 4 values: field, token, lock ttl ms, '1' to take only an expired lock. Per key, it returns
+// value, version, state: state 0 free, 1 held, 2 taken, 3 foreign (nothing is locked on foreign data).
 const GET_OR_LOCK = `#!lua flags=allow-oom
 ${LOCKS}
-local key, field = KEYS[1], ARGV[1]
-local lockField = '${LOCK_FIELD_PREFIX}' .. field
-local found = redis.pcall('HMGET', key, field, '${VERSION_FIELD}', lockField)
-if found.err or (found[2] and not tonumber(found[2])) then return { false, false, 3 } end
+local function getOrLock (key, field, token, ttl, takeOverOnly, now)
+  local lockField = '${LOCK_FIELD_PREFIX}' .. field
+  local found = redis.pcall('HMGET', key, field, '${VERSION_FIELD}', lockField)
+  if found.err or (found[2] and not tonumber(found[2])) then return false, false, 3 end
+  if live(found[3], now) then return found[1], found[2], 1 end
+  if found[1] or (takeOverOnly == '1' and not found[3]) then return found[1], found[2], 0 end
+  takeLock(key, lockField, token, tonumber(ttl), now)
+  return false, found[2], 2
+end
 local now = nowMs()
-if live(found[3], now) then return { found[1], found[2], 1 } end
-if found[1] or (ARGV[4] == '1' and not found[3]) then return { found[1], found[2], 0 } end
-takeLock(key, lockField, ARGV[2], tonumber(ARGV[3]), now)
-return { false, found[2], 2 }`
+local out = {}
+for i, key in ipairs(KEYS) do
+  local a = (i - 1) * 4
+  local value, version, state = getOrLock(key, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], now)
+  out[#out + 1] = value
+  out[#out + 1] = version
+  out[#out + 1] = state
+end
+return out`
 
 // ARGV: field, token, lock ttl ms. Takes the lock whether or not the variant is stored; 1 when taken.
 const LOCK = `#!lua flags=allow-oom
@@ -74,46 +85,53 @@ local lock = redis.call('HGET', key, lockField)
 if lock and string.sub(lock, 1, #ARGV[2] + 1) == ARGV[2] .. ' ' then return redis.call('HDEL', key, lockField) end
 return 0`
 
-// A variant: replace a foreign value, release the writer's lock, refuse when a delete ran since \`ifVersion\` was read
-// (or since the time \`ifNotPurgedSince\`), start over (keeping the bookkeeping and locks) past maxFields, and never
-// shorten the key's life, since its other variants may need longer.
-// ARGV: field, value, ttl ms, maxFields, ifVersion or '', ifNotPurgedSince or '', unlock token or ''.
+// Variants, many in one call (a batch, see Batcher). Each replaces a foreign value, releases the writer's lock,
+// is refused when a delete ran since \`ifVersion\` was read (or since the time \`ifNotPurgedSince\`), starts its key
+// over (keeping the bookkeeping and locks) past maxFields, and never shortens the key's life, since its other
+// variants may need longer. Per key, ARGV holds 7 values: field, value, ttl ms, maxFields, ifVersion or '',
+// ifNotPurgedSince or '', unlock token or ''. Per key, it returns 1 when written, else 0.
 const SET_FIELD = `#!lua
-local key, field, value = KEYS[1], ARGV[1], ARGV[2]
-local lockField = '${LOCK_FIELD_PREFIX}' .. field
-local found = redis.pcall('HMGET', key, '${VERSION_FIELD}', '${PURGED_FIELD}', lockField)
-local version, purged, lock
-if found.err then
-  redis.call('DEL', key)
-else
-  version, purged, lock = found[1], found[2], found[3]
-  if (version and not tonumber(version)) or (purged and not tonumber(purged)) then
+local function setField (key, field, value, ttl, maxFields, ifVersion, ifNotPurgedSince, unlock)
+  local lockField = '${LOCK_FIELD_PREFIX}' .. field
+  local found = redis.pcall('HMGET', key, '${VERSION_FIELD}', '${PURGED_FIELD}', lockField)
+  local version, purged, lock
+  if found.err then
     redis.call('DEL', key)
-    version, purged, lock = nil, nil, nil
-  end
-end
-local unlock = ARGV[7]
-if unlock ~= '' and lock and string.sub(lock, 1, #unlock + 1) == unlock .. ' ' then redis.call('HDEL', key, lockField) end
-if ARGV[5] ~= '' and (version or '0') ~= ARGV[5] then return 0 end
-if ARGV[6] ~= '' and purged and tonumber(purged) >= tonumber(ARGV[6]) then return 0 end
-local maxFields = tonumber(ARGV[4])
-if redis.call('HSET', key, field, value) == 1 and maxFields > 0 and redis.call('HLEN', key) > maxFields then
-  local names = redis.call('HKEYS', key)
-  local keep = {}
-  for _, name in ipairs(names) do if ${INTERNAL} then keep[#keep + 1] = name end end
-  if #names - #keep > maxFields then
-    local kept = {}
-    if #keep > 0 then kept = redis.call('HMGET', key, unpack(keep)) end
-    redis.call('UNLINK', key)
-    redis.call('HSET', key, field, value)
-    for i, name in ipairs(keep) do
-      if kept[i] then redis.call('HSET', key, name, kept[i]) end
+  else
+    version, purged, lock = found[1], found[2], found[3]
+    if (version and not tonumber(version)) or (purged and not tonumber(purged)) then
+      redis.call('DEL', key)
+      version, purged, lock = nil, nil, nil
     end
   end
+  if unlock ~= '' and lock and string.sub(lock, 1, #unlock + 1) == unlock .. ' ' then redis.call('HDEL', key, lockField) end
+  if ifVersion ~= '' and (version or '0') ~= ifVersion then return 0 end
+  if ifNotPurgedSince ~= '' and purged and tonumber(purged) >= tonumber(ifNotPurgedSince) then return 0 end
+  maxFields = tonumber(maxFields)
+  if redis.call('HSET', key, field, value) == 1 and maxFields > 0 and redis.call('HLEN', key) > maxFields then
+    local names = redis.call('HKEYS', key)
+    local keep = {}
+    for _, name in ipairs(names) do if ${INTERNAL} then keep[#keep + 1] = name end end
+    if #names - #keep > maxFields then
+      local kept = {}
+      if #keep > 0 then kept = redis.call('HMGET', key, unpack(keep)) end
+      redis.call('UNLINK', key)
+      redis.call('HSET', key, field, value)
+      for i, name in ipairs(keep) do
+        if kept[i] then redis.call('HSET', key, name, kept[i]) end
+      end
+    end
+  end
+  ttl = tonumber(ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+  return 1
 end
-local ttl = tonumber(ARGV[3])
-if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
-return 1`
+local out = {}
+for i, key in ipairs(KEYS) do
+  local a = (i - 1) * 7
+  out[i] = setField(key, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+end
+return out`
 
 // Returns 1 when the key held data. Leaves a tombstone with the next version and the time of the delete.
 const DELETE = `#!lua
@@ -172,6 +190,25 @@ const scripts = {
 }
 
 const CLUSTER_READY_TIMEOUT_MS = 5_000
+/** The most lookups or writes one script call carries: Redis runs nothing else while a script runs. */
+const MAX_BATCH = 200
+
+type Arg = string | Buffer | number
+
+interface BatchOp {
+  key: string
+  args: Arg[]
+  resolve: (reply: unknown[]) => void
+  reject: (err: unknown) => void
+}
+
+/** Lookups, or writes, issued one after another: sent as one call of their script. */
+interface Batch {
+  script: Script
+  /** How many values the script answers per key. */
+  width: number
+  ops: BatchOp[]
+}
 
 function isWrongType (err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('WRONGTYPE')
@@ -184,14 +221,6 @@ async function wrongTypeIsMissing<T> (promise: Promise<T>): Promise<T | undefine
     if (isWrongType(err)) return undefined
     throw err
   }
-}
-
-/** Whether a lock field's value (`<token> <expiry ms>`) is still live at `now`. */
-function lockIsLive (lock: Buffer | null, now: number): boolean {
-  if (lock === null) return false
-  const text = lock.toString('latin1')
-  const expires = Number(text.slice(text.lastIndexOf(' ') + 1))
-  return Number.isFinite(expires) && expires > now
 }
 
 function escapeGlob (text: string): string {
@@ -212,6 +241,11 @@ export class RedisStore implements CacheStore {
 
   /** Scripts this client has sent in full since it connected. */
   private readonly loaded = new Set<Script>()
+  /** Lookups and writes waiting for the end of this turn of the event loop (see batched). */
+  private queue: Batch[] = []
+  /** A flush is scheduled: on the next tick (writes), at the end of this turn of the loop (lookups). */
+  private flushSoon = false
+  private flushLater = false
 
   constructor (client: RedisClient) {
     this.client = client
@@ -221,11 +255,11 @@ export class RedisStore implements CacheStore {
   }
 
   async get (key: string): Promise<Buffer | undefined> {
-    return (await wrongTypeIsMissing(this.client.getBuffer(key))) ?? undefined
+    return (await wrongTypeIsMissing(this.direct.getBuffer(key))) ?? undefined
   }
 
   async set (key: string, value: Buffer, ttlMs: number): Promise<void> {
-    await this.client.set(key, value, 'PX', ttlMsOf(ttlMs))
+    await this.direct.set(key, value, 'PX', ttlMsOf(ttlMs))
   }
 
   /**
@@ -233,68 +267,133 @@ export class RedisStore implements CacheStore {
    * Redis; later runs send only its SHA (EVALSHA). Sending the source first keeps the order of commands: an EVALSHA
    * refused with NOSCRIPT and sent again would run after the commands issued behind it.
    */
-  private async run (script: Script, key: string, ...args: Array<string | Buffer | number>): Promise<unknown> {
+  private async run (script: Script, keys: string[], args: Arg[]): Promise<unknown> {
     // The Buffer forms keep replies as bytes. (Not callBuffer: ioredis's auto-pipelining drops its command name.)
     const client = this.client as unknown as Record<'evalBuffer' | 'evalshaBuffer', (...args: unknown[]) => Promise<unknown>>
     if (!this.loaded.has(script)) {
-      const result = await client.evalBuffer(script.source, 1, key, ...args)
+      const result = await client.evalBuffer(script.source, keys.length, ...keys, ...args)
       this.loaded.add(script)
       return result
     }
     try {
-      return await client.evalshaBuffer(script.sha, 1, key, ...args)
+      return await client.evalshaBuffer(script.sha, keys.length, ...keys, ...args)
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
       this.loaded.delete(script)
-      return await this.run(script, key, ...args)
+      return await this.run(script, keys, args)
     }
   }
 
+  /** A script on one key, sent at once (after the batches issued before it, so the order of calls holds). */
+  private async runOne (script: Script, key: string, ...args: Arg[]): Promise<unknown> {
+    this.flush()
+    return await this.run(script, [key], args)
+  }
+
+  /**
+   * Page lookups and writes are queued, so that the ones issued together share one script call (and Redis runs one
+   * script for all of them, not one each). Lookups wait for the end of this turn of the event loop, which gathers
+   * the requests that arrived together. Writes go out before anything else happens (process.nextTick): a response is
+   * never complete before its page is on its way to Redis, and the writes of requests that were answered by the same
+   * reply still share a call. Calls keep their order: a run of lookups, then a run of writes, and so on; any other
+   * command sends what is queued first.
+   */
+  private batched (script: Script, width: number, key: string, args: Arg[], soon: boolean): Promise<unknown[]> {
+    let batch = this.queue[this.queue.length - 1]
+    if (batch === undefined || batch.script !== script || batch.ops.length >= MAX_BATCH) {
+      batch = { script, width, ops: [] }
+      this.queue.push(batch)
+    }
+    const ops = batch.ops
+    if (soon) {
+      if (!this.flushSoon) {
+        this.flushSoon = true
+        process.nextTick(this.flushQueue)
+      }
+    } else if (!this.flushLater) {
+      this.flushLater = true
+      setImmediate(this.flushQueue)
+    }
+    return new Promise((resolve, reject) => { ops.push({ key, args, resolve, reject }) })
+  }
+
+  private readonly flushQueue = (): void => { this.flush() }
+
+  /** The client, for a command sent at once: what is queued goes first. */
+  private get direct (): RedisClient {
+    this.flush()
+    return this.client
+  }
+
+  /** Sends every queued batch, in order; on a Cluster one call per slot, since a script's keys share one. */
+  private flush (): void {
+    this.flushSoon = false
+    this.flushLater = false
+    if (this.queue.length === 0) return
+    const queue = this.queue
+    this.queue = []
+    for (const batch of queue) {
+      if (!this.isCluster) {
+        this.send(batch, batch.ops)
+        continue
+      }
+      const bySlot = new Map<number, BatchOp[]>()
+      for (const op of batch.ops) {
+        const slot = calculateSlot(op.key)
+        const ops = bySlot.get(slot)
+        if (ops === undefined) bySlot.set(slot, [op])
+        else ops.push(op)
+      }
+      for (const ops of bySlot.values()) this.send(batch, ops)
+    }
+  }
+
+  private send (batch: Batch, ops: BatchOp[]): void {
+    this.run(batch.script, ops.map((op) => op.key), ops.flatMap((op) => op.args)).then((reply) => {
+      const values = reply as unknown[]
+      for (let i = 0; i < ops.length; i++) (ops[i] as BatchOp).resolve(values.slice(i * batch.width, (i + 1) * batch.width))
+    }, (err: unknown) => {
+      for (const op of ops) op.reject(err)
+    })
+  }
+
   async add (key: string, value: Buffer, ttlMs: number): Promise<boolean> {
-    return (await this.run(scripts.add, key, value, ttlMsOf(ttlMs))) === 1
+    return (await this.runOne(scripts.add, key, value, ttlMsOf(ttlMs))) === 1
   }
 
   async has (key: string): Promise<boolean> {
-    return (await this.run(scripts.has, key)) === 1
+    return (await this.runOne(scripts.has, key)) === 1
   }
 
   async delete (keys: string[], tombstoneMs: number): Promise<number> {
     const tombstone = tombstoneMs > 0 ? ttlMsOf(tombstoneMs) : 0
-    const held = await Promise.all(keys.map(async (key) => await this.run(scripts.delete, key, tombstone)))
+    const held = await Promise.all(keys.map(async (key) => await this.runOne(scripts.delete, key, tombstone)))
     return held.reduce<number>((sum, count) => sum + (count as number), 0)
   }
 
   async now (): Promise<number> {
-    const [seconds, micros] = await this.client.time()
+    const [seconds, micros] = await this.direct.time()
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
   }
 
   /**
-   * A plain HMGET of the variant, the version and the variant's lock: a hit costs one cheap command, no script. Only a
-   * variant that is missing, with no live lock on it, runs the script that locks it (and reads again, atomically).
+   * Without a lock, a plain HMGET of the variant and the version. With one, a single script reads them and, when the
+   * variant is missing with no live lock on it, locks it, atomically: one round trip whether it hits or misses.
    */
   async getField (key: string, field: string, lock?: FieldLock): Promise<FieldRead> {
-    const found = await wrongTypeIsMissing(lock === undefined
-      ? this.client.hmgetBuffer(key, field, VERSION_FIELD)
-      : this.client.hmgetBuffer(key, field, VERSION_FIELD, LOCK_FIELD_PREFIX + field))
-    // Foreign data carries no lock: the caller computes without one, and its write replaces the key.
-    if (found === undefined) return { value: undefined, version: 0, foreign: true }
-    let [value, version] = found
+    let value: Buffer | null | undefined
+    let version: Buffer | null | undefined
     let state = -1
-    if (lock !== undefined) {
-      // By this process's clock, as a hint only (a clock behind the store's reads an expired lock as held a little
-      // longer): the script judges by the store's.
-      const held = lockIsLive(found[2] ?? null, Date.now())
-      if (value !== null || held || (lock.takeOverOnly === true && found[2] === null)) {
-        state = held ? 1 : 0
-      } else {
-        const locked = await this.run(scripts.getOrLock, key, field, lock.token, ttlMsOf(lock.ttlMs),
-          lock.takeOverOnly === true ? '1' : '') as [Buffer | null, Buffer | null, number]
-        state = locked[2]
-        if (state === 3) return { value: undefined, version: 0, foreign: true }
-        value = locked[0]
-        version = locked[1]
-      }
+    if (lock === undefined) {
+      const found = await wrongTypeIsMissing(this.direct.hmgetBuffer(key, field, VERSION_FIELD))
+      // Foreign data carries no lock: the caller computes without one, and its write replaces the key.
+      if (found === undefined) return { value: undefined, version: 0, foreign: true }
+      ;[value, version] = found
+    } else {
+      const locked = await this.batched(scripts.getOrLock, 3, key,
+        [field, lock.token, ttlMsOf(lock.ttlMs), lock.takeOverOnly === true ? '1' : ''], false) as [Buffer | null, Buffer | null, number]
+      ;[value, version, state] = locked
+      if (state === 3) return { value: undefined, version: 0, foreign: true }
     }
     // A version that is not a number was not written by us: read it as 0; the next write replaces the key.
     const parsed = version === null || version === undefined ? 0 : Number(String(version))
@@ -306,11 +405,11 @@ export class RedisStore implements CacheStore {
   }
 
   async lockField (key: string, field: string, lock: FieldLock): Promise<boolean> {
-    return (await this.run(scripts.lock, key, field, lock.token, ttlMsOf(lock.ttlMs))) === 1
+    return (await this.runOne(scripts.lock, key, field, lock.token, ttlMsOf(lock.ttlMs))) === 1
   }
 
   async unlockField (key: string, field: string, token: string): Promise<boolean> {
-    return (await this.run(scripts.unlock, key, field, token)) === 1
+    return (await this.runOne(scripts.unlock, key, field, token)) === 1
   }
 
   async setField (
@@ -319,20 +418,23 @@ export class RedisStore implements CacheStore {
   ): Promise<boolean> {
     const version = ifVersion === undefined ? '' : String(ifVersion)
     const since = ifNotPurgedSince === undefined ? '' : String(Math.floor(ifNotPurgedSince))
-    return (await this.run(scripts.setField, key, field, value, ttlMsOf(ttlMs), maxFields, version, since, unlock ?? '')) === 1
+    const [written] = await this.batched(scripts.setField, 1, key,
+      [field, value, ttlMsOf(ttlMs), maxFields, version, since, unlock ?? ''], true)
+    return written === 1
   }
 
   async deleteField (key: string, field: string): Promise<boolean> {
-    return (await wrongTypeIsMissing(this.client.hdel(key, field))) === 1
+    return (await wrongTypeIsMissing(this.direct.hdel(key, field))) === 1
   }
 
   async fields (key: string): Promise<string[]> {
-    const names = (await wrongTypeIsMissing(this.client.hkeys(key))) ?? []
+    const names = (await wrongTypeIsMissing(this.direct.hkeys(key))) ?? []
     return names.filter((name) => !isInternalField(name))
   }
 
   /** Every master; a Cluster client knows them only once it has loaded the slot map, so wait for that. */
   private async masters (): Promise<Redis[]> {
+    this.flush()
     if (!this.isCluster) return [this.client as Redis]
     const cluster = this.client as Cluster
     if (cluster.status !== 'ready') {
@@ -377,7 +479,7 @@ export class RedisStore implements CacheStore {
         if (batch.length === 0) continue
         const [ttls, variants] = await Promise.all([
           Promise.all(batch.map(async (key) => await node.pttl(key))),
-          Promise.all(batch.map(async (key) => await this.run(scripts.variants, key) as number))
+          Promise.all(batch.map(async (key) => await this.runOne(scripts.variants, key) as number))
         ])
         for (let i = 0; i < batch.length && found.length < limit; i++) {
           const ttl = ttls[i] as number
