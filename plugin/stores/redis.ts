@@ -350,9 +350,12 @@ export class RedisStore implements CacheStore {
 
   private send (batch: Batch, ops: BatchOp[]): void {
     this.run(batch.script, ops.map((op) => op.key), ops.flatMap((op) => op.args)).then((reply) => {
-      const values = reply as unknown[]
-      for (let i = 0; i < ops.length; i++) (ops[i] as BatchOp).resolve(values.slice(i * batch.width, (i + 1) * batch.width))
-    }, (err: unknown) => {
+      // Anything else is not this script's answer (a connection that mixed up replies): a failure, like no answer.
+      if (!Array.isArray(reply) || reply.length !== ops.length * batch.width) {
+        throw new Error(`unexpected reply to a batch of ${ops.length} store calls`)
+      }
+      for (let i = 0; i < ops.length; i++) (ops[i] as BatchOp).resolve(reply.slice(i * batch.width, (i + 1) * batch.width))
+    }).catch((err: unknown) => {
       for (const op of ops) op.reject(err)
     })
   }

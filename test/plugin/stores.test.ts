@@ -32,6 +32,37 @@ t.test('RedisStore sends a script in full once, then by its SHA, and again after
   t.same(sent, ['eval', 'evalsha', 'evalsha', 'evalsha', 'eval', 'evalsha'])
 })
 
+t.test('RedisStore: lookups and writes issued together share one script call, and keep their order', async (t) => {
+  const monitor = new Redis(redis.url)
+  const counted = new Redis(redis.url)
+  t.teardown(() => { monitor.disconnect(); counted.disconnect() })
+  const store = new RedisStore(counted)
+  const sent: string[] = []
+  const watching = await monitor.monitor()
+  // Commands a script runs show up too, from the source 'lua': only the client's own count here.
+  watching.on('monitor', (_time: string, args: string[], source: string) => {
+    if (source !== 'lua') sent.push(String(args[0]).toLowerCase())
+  })
+  const keys = Array.from({ length: 20 }, (_, i) => `${redis.prefix}batch-${i}`)
+  const lock = (i: number): { token: string, ttlMs: number } => ({ token: `t${i}`, ttlMs: 5_000 })
+  const reads = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', lock(i))))
+  t.ok(reads.every((read) => read.value === undefined && read.lock === 'taken'), 'each missing variant is locked for its caller')
+  const writes = await Promise.all(keys.map(async (key, i) =>
+    await store.setField(key, 'v', Buffer.from(`page ${i}`), 5_000, 10, reads[i]?.version, undefined, `t${i}`)))
+  t.ok(writes.every((written) => written), 'every write lands')
+  // A command sent at once goes after what is queued: a write not awaited is seen by the read that follows it.
+  const pending = store.setField(keys[0]!, 'w', Buffer.from('later'), 5_000, 10)
+  t.equal((await store.getField(keys[0]!, 'w')).value?.toString(), 'later')
+  t.equal(await pending, true)
+  const again = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', lock(i + 100))))
+  t.same(again.map((read) => read.value?.toString()), keys.map((_key, i) => `page ${i}`), 'each caller gets its own key\'s page')
+  t.ok(again.every((read) => read.lock === 'free'), 'and the writes released the locks')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  watching.disconnect()
+  t.same(sent.filter((name) => name.startsWith('eval') || name === 'hmget'), ['eval', 'eval', 'evalsha', 'hmget', 'evalsha'],
+    '20 lookups in one call, 20 writes in another; the queued write before the plain read; 20 lookups in one call')
+})
+
 t.test('RedisStore writes keys with a TTL', async (t) => {
   const store = new RedisStore(client)
   await store.set(redis.prefix + 'ttl', Buffer.from('x'), 5_000)
