@@ -8,7 +8,7 @@ import {
 
 type RedisClient = Redis | Cluster
 
-// Every script names one key, so they run on Redis Cluster. The #!lua shebang (Redis 7+) makes Redis refuse a
+// A script's keys share one slot (batches are split by slot), so they run on Redis Cluster. The #!lua shebang (Redis 7+) makes Redis refuse a
 // script under maxmemory like any other write; without it, EVAL would write past the limit. The lock scripts write
 // a few bytes and say allow-oom: a full Redis must still serve pages and let their locks go.
 // Scripts are sent in full once per client connection (EVAL), then run by SHA (EVALSHA): see run().
@@ -233,7 +233,7 @@ function ttlMsOf (ttlMs: number): number {
 
 /**
  * A store on an ioredis client or Cluster. It never closes the client: whoever opened it does.
- * On a Cluster every command names one key, so nothing crosses a slot.
+ * On a Cluster no command crosses a slot: batches of lookups or writes are split by slot.
  */
 export class RedisStore implements CacheStore {
   readonly client: RedisClient

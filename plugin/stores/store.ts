@@ -10,7 +10,7 @@
  * never stored, even when another process did the purge.
  *
  * A variant being computed can be locked fleet-wide, in the key itself: `getField(…, lock)` takes the lock when the
- * variant is missing (on Redis a hit is one plain read; a miss adds one script), and `setField(…, unlock)` releases
+ * variant is missing (on Redis, one script call either way), and `setField(…, unlock)` releases
  * it with the write. A lock expires after its `ttlMs`; a delete drops it.
  *
  * Reading a key that holds the other shape resolves as missing; writing replaces it.
