@@ -8,9 +8,10 @@ import {
 
 type RedisClient = Redis | Cluster
 
-// A script's keys share one slot (batches are split by slot), so they run on Redis Cluster. The #!lua shebang (Redis 7+) makes Redis refuse a
-// script under maxmemory like any other write; without it, EVAL would write past the limit. The lock scripts write
-// a few bytes and say allow-oom: a full Redis must still serve pages and let their locks go.
+// A script's keys share one slot (batches are split by slot), so they run on Redis Cluster. The #!lua shebang
+// (Redis 7+) makes Redis refuse a script under maxmemory like any other write; without it, EVAL would write past the
+// limit. The lock scripts write a few bytes and say allow-oom: a full Redis must still serve pages and let their
+// locks go.
 // Scripts are sent in full once per client connection (EVAL), then run by SHA (EVALSHA): see run().
 
 const INTERNAL = 'string.byte(name, 1) == 32'

@@ -10,8 +10,8 @@
  * never stored, even when another process did the purge.
  *
  * A variant being computed can be locked fleet-wide, in the key itself: `getField(…, lock)` takes the lock when the
- * variant is missing (on Redis, one script call either way), and `setField(…, unlock)` releases
- * it with the write. A lock expires after its `ttlMs`; a delete drops it.
+ * variant is missing (on Redis, one script call whether it hits or misses), and `setField(…, unlock)` releases it
+ * with the write. A lock expires after its `ttlMs`; a delete drops it.
  *
  * Reading a key that holds the other shape resolves as missing; writing replaces it.
  */
