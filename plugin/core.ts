@@ -212,7 +212,9 @@ export class CacheCore {
       return await calling
     }, this.options.lookupTimeoutMs, log)
     if (result === undefined) {
-      calling?.then((late) => { if (took(late)) this.unlock(storeKey, variant, token, log) }, () => {})
+      // A call that failed may still have run (a connection lost after it was sent): release its token all the same.
+      calling?.then((late) => { if (took(late)) this.unlock(storeKey, variant, token, log) },
+        () => this.unlock(storeKey, variant, token, log))
     }
     return { result, token }
   }

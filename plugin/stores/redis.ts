@@ -191,8 +191,12 @@ const scripts = {
 }
 
 const CLUSTER_READY_TIMEOUT_MS = 5_000
-/** The most lookups or writes one script call carries: Redis runs nothing else while a script runs. */
-const MAX_BATCH = 200
+/**
+ * The most lookups one script call carries, and the most bytes of pages one write call carries: Redis runs nothing
+ * else while a script runs, and every call in a batch waits for the whole of it.
+ */
+const MAX_BATCH = 64
+const MAX_BATCH_BYTES = 1024 * 1024
 
 type Arg = string | Buffer | number
 
@@ -209,6 +213,12 @@ interface Batch {
   /** How many values the script answers per key. */
   width: number
   ops: BatchOp[]
+  /** Bytes of the Buffer arguments (the pages being written). */
+  bytes: number
+}
+
+function isRefusedWrite (err: unknown): boolean {
+  return err instanceof Error && /^(READONLY|NOREPLICAS) /.test(err.message)
 }
 
 function isWrongType (err: unknown): boolean {
@@ -300,11 +310,15 @@ export class RedisStore implements CacheStore {
    * command sends what is queued first.
    */
   private batched (script: Script, width: number, key: string, args: Arg[], soon: boolean): Promise<unknown[]> {
+    let bytes = 0
+    for (const arg of args) if (Buffer.isBuffer(arg)) bytes += arg.length
     let batch = this.queue[this.queue.length - 1]
-    if (batch === undefined || batch.script !== script || batch.ops.length >= MAX_BATCH) {
-      batch = { script, width, ops: [] }
+    if (batch === undefined || batch.script !== script || batch.ops.length >= MAX_BATCH ||
+      (batch.bytes > 0 && batch.bytes + bytes > MAX_BATCH_BYTES)) {
+      batch = { script, width, ops: [], bytes: 0 }
       this.queue.push(batch)
     }
+    batch.bytes += bytes
     const ops = batch.ops
     if (soon) {
       if (!this.flushSoon) {
@@ -357,8 +371,21 @@ export class RedisStore implements CacheStore {
       }
       for (let i = 0; i < ops.length; i++) (ops[i] as BatchOp).resolve(reply.slice(i * batch.width, (i + 1) * batch.width))
     }).catch((err: unknown) => {
-      for (const op of ops) op.reject(err)
+      if (batch.script === scripts.getOrLock && isRefusedWrite(err)) this.readWithoutLocks(ops)
+      else for (const op of ops) op.reject(err)
     })
+  }
+
+  /**
+   * A replica (or a master short of its min-replicas) refuses the lookup script, since it may write a lock: read the
+   * pages without one, so stored pages are still served. A lookup reads as 'free': the caller computes unlocked.
+   */
+  private readWithoutLocks (ops: BatchOp[]): void {
+    for (const op of ops) {
+      this.direct.hmgetBuffer(op.key, op.args[0] as string, VERSION_FIELD).then(
+        ([value, version]) => op.resolve([value, version, 0]),
+        (err: unknown) => { if (isWrongType(err)) op.resolve([null, null, 3]); else op.reject(err) })
+    }
   }
 
   async add (key: string, value: Buffer, ttlMs: number): Promise<boolean> {

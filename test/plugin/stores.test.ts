@@ -1,8 +1,9 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { MemoryStore, RedisStore } from '../../plugin/index.js'
 import { runStoreContract } from '../helpers/store-contract.js'
-import { redisForFile } from '../helpers/redis.js'
+import { redisForFile, sleep } from '../helpers/redis.js'
+import { startSentinel } from '../helpers/sentinel.js'
 
 const { redis, client } = await redisForFile(t)
 
@@ -15,34 +16,47 @@ runStoreContract(t, 'RedisStore, auto-pipelined', async (t) => {
   return { store: new RedisStore(pipelined), prefix: redis.prefix + 'auto:' }
 })
 
-t.test('RedisStore sends a script in full once, then by its SHA, and again after Redis forgot it', async (t) => {
+/**
+ * The commands `counted` sends, in order, as MONITOR sees them: not those its scripts run (source 'lua'), nor other
+ * clients' on a shared server. `stop` waits for MONITOR to catch up, then ends it.
+ */
+async function watchCommands (t: Test, counted: Redis): Promise<{ sent: string[], stop: () => Promise<void> }> {
   const monitor = new Redis(redis.url)
-  const counted = new Redis(redis.url)
-  t.teardown(() => { monitor.disconnect(); counted.disconnect() })
-  const store = new RedisStore(counted)
+  t.teardown(() => monitor.disconnect())
+  await counted.ping()
+  const source = `127.0.0.1:${(counted as unknown as { stream: { localPort: number } }).stream.localPort}`
   const sent: string[] = []
   const watching = await monitor.monitor()
-  watching.on('monitor', (_time: string, args: string[]) => { if (/^eval/i.test(args[0] ?? '')) sent.push(args[0]!.toLowerCase()) })
+  watching.on('monitor', (_time: string, args: string[], from: string) => {
+    if (from === source) sent.push(String(args[0]).toLowerCase())
+  })
+  return {
+    sent,
+    stop: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      watching.disconnect()
+    }
+  }
+}
+
+t.test('RedisStore sends a script in full once, then by its SHA, and again after Redis forgot it', async (t) => {
+  const counted = new Redis(redis.url)
+  t.teardown(() => counted.disconnect())
+  const store = new RedisStore(counted)
+  const { sent, stop } = await watchCommands(t, counted)
   for (let i = 0; i < 3; i++) await store.has(redis.prefix + 'sha')
   await client.script('FLUSH')
   t.equal(await store.has(redis.prefix + 'sha'), false, 'NOSCRIPT: sent again in full, and answered')
   await store.has(redis.prefix + 'sha')
-  await new Promise((resolve) => setTimeout(resolve, 100))
-  watching.disconnect()
-  t.same(sent, ['eval', 'evalsha', 'evalsha', 'evalsha', 'eval', 'evalsha'])
+  await stop()
+  t.same(sent.filter((name) => name.startsWith('eval')), ['eval', 'evalsha', 'evalsha', 'evalsha', 'eval', 'evalsha'])
 })
 
 t.test('RedisStore: lookups and writes issued together share one script call, and keep their order', async (t) => {
-  const monitor = new Redis(redis.url)
   const counted = new Redis(redis.url)
-  t.teardown(() => { monitor.disconnect(); counted.disconnect() })
+  t.teardown(() => counted.disconnect())
   const store = new RedisStore(counted)
-  const sent: string[] = []
-  const watching = await monitor.monitor()
-  // Commands a script runs show up too, from the source 'lua': only the client's own count here.
-  watching.on('monitor', (_time: string, args: string[], source: string) => {
-    if (source !== 'lua') sent.push(String(args[0]).toLowerCase())
-  })
+  const { sent, stop } = await watchCommands(t, counted)
   const keys = Array.from({ length: 20 }, (_, i) => `${redis.prefix}batch-${i}`)
   const lock = (i: number): { token: string, ttlMs: number } => ({ token: `t${i}`, ttlMs: 5_000 })
   const reads = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', lock(i))))
@@ -57,10 +71,31 @@ t.test('RedisStore: lookups and writes issued together share one script call, an
   const again = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', lock(i + 100))))
   t.same(again.map((read) => read.value?.toString()), keys.map((_key, i) => `page ${i}`), 'each caller gets its own key\'s page')
   t.ok(again.every((read) => read.lock === 'free'), 'and the writes released the locks')
-  await new Promise((resolve) => setTimeout(resolve, 100))
-  watching.disconnect()
+  await stop()
   t.same(sent.filter((name) => name.startsWith('eval') || name === 'hmget'), ['eval', 'eval', 'evalsha', 'hmget', 'evalsha'],
     '20 lookups in one call, 20 writes in another; the queued write before the plain read; 20 lookups in one call')
+})
+
+t.test('RedisStore on a read-only replica: lookups that cannot lock still read stored pages', async (t) => {
+  const pair = await startSentinel(t)
+  const master = pair.nodeClient(pair.master.port)
+  const replica = pair.nodeClient(pair.replica.port)
+  t.teardown(() => { master.disconnect(); replica.disconnect() })
+  const key = 'replica-page'
+  t.equal(await new RedisStore(master).setField(key, 'v', Buffer.from('stored page'), 60_000, 10), true)
+  for (let i = 0; i < 100 && await replica.exists(key) === 0; i++) await sleep(20)
+  const store = new RedisStore(replica)
+  // The lookup script may write a lock, so the replica refuses it (READONLY): the store reads without a lock.
+  const [hit, miss] = await Promise.all([
+    store.getField(key, 'v', { token: 'a', ttlMs: 5_000 }),
+    store.getField(key, 'missing', { token: 'b', ttlMs: 5_000 })
+  ])
+  t.equal(hit.value?.toString(), 'stored page', 'a stored page is still served')
+  t.equal(hit.lock, 'free')
+  t.equal(miss.value, undefined)
+  t.equal(miss.lock, 'free', 'a missing page is computed without a lock')
+  t.same(await replica.hkeys(key), ['v'], 'nothing was written on the replica')
+  await t.rejects(store.setField(key, 'w', Buffer.from('x'), 60_000, 10), /READONLY/, 'writes are refused, and say so')
 })
 
 t.test('RedisStore writes keys with a TTL', async (t) => {
