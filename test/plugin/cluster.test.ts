@@ -55,6 +55,25 @@ t.ok(new RedisStore(client).isCluster, 'RedisStore sees a Cluster client')
 
 runStoreContract(t, 'RedisStore on a Cluster', async () => ({ store: new RedisStore(client), prefix: 'contract:' }))
 
+t.test('RedisStore on a Cluster: concurrent lookups and writes on keys of many slots, batched by slot', async (t) => {
+  const store = new RedisStore(client)
+  // 60 keys over many slots, and 10 that share one slot through a hash tag: each batch must stay within a slot.
+  const keys = [
+    ...Array.from({ length: 60 }, (_, i) => `batch:${i}`),
+    ...Array.from({ length: 10 }, (_, i) => `batch:{tagged}:${i}`)
+  ]
+  const owners = new Set(await Promise.all(keys.map(async (key) => await ownerOf(key))))
+  t.equal(owners.size, 3, 'the keys sit on all three masters')
+  const reads = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', { token: `t${i}`, ttlMs: 5_000 })))
+  t.ok(reads.every((read) => read.lock === 'taken'), 'every lookup answered, and locked its missing page')
+  const written = await Promise.all(keys.map(async (key, i) =>
+    await store.setField(key, 'v', Buffer.from(`page ${key}`), 5_000, 10, reads[i]?.version, undefined, `t${i}`)))
+  t.ok(written.every(Boolean), 'every write landed')
+  const again = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', { token: `u${i}`, ttlMs: 5_000 })))
+  t.same(again.map((read) => read.value?.toString()), keys.map((key) => `page ${key}`), 'each key holds its own page')
+  t.ok(again.every((read) => read.lock === 'free'), 'and no lock is left')
+})
+
 t.test('pages: MISS then HIT on many paths, whose keys sit on all three masters', async (t) => {
   const app = await build(t)
   let calls = 0

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { build } from '../helpers/app.js'
-import type { FastifyCacheOptions } from '../../plugin/index.js'
+import { RedisStore, type CacheStore, type FastifyCacheOptions, type FieldLock } from '../../plugin/index.js'
 import { fleetLocks, redisForFile, sleep } from '../helpers/redis.js'
 
 const { redis, client } = await redisForFile(t)
@@ -39,6 +39,34 @@ t.test('two instances, 200 concurrent cold requests: the handler runs once acros
   t.equal(responses.filter((response) => response.headers['x-cache'] === 'MISS').length, 1)
   await sleep(50)
   t.same(await fleetLocks(client, apps[0]!.cache.prefix), [], 'the lock was released')
+})
+
+t.test('a lookup that fails after it reached Redis releases the lock it may have taken', async (t) => {
+  const real = new RedisStore(client)
+  let failures = 0
+  // The first lookup runs in Redis (and locks the missing page), then its answer is lost, as when a connection closes.
+  const store = new Proxy(real, {
+    get (target, name) {
+      if (name === 'getField') {
+        return async (key: string, field: string, lock?: FieldLock) => {
+          const read = await target.getField(key, field, lock)
+          if (lock !== undefined && failures++ === 0) throw new Error('the connection closed after the lookup was sent')
+          return read
+        }
+      }
+      const value: unknown = Reflect.get(target, name, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  }) as CacheStore
+  const prefix = `${redis.prefix}lost-lookup:`
+  const app = await build(t, { cache: { prefix, store } })
+  app.get('/lost', { config: { cache: true } }, async () => 'page')
+  const response = await app.inject('/lost')
+  t.equal(response.statusCode, 200)
+  t.equal(response.body, 'page', 'the page is computed all the same')
+  t.equal(failures, 1)
+  await sleep(50)
+  t.same(await fleetLocks(client, prefix), [], 'the lock the lost lookup took is released, not left for lockTimeoutMs')
 })
 
 t.test("singleFlight: 'process' runs once per process", async (t) => {

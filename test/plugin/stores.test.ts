@@ -76,6 +76,21 @@ t.test('RedisStore: lookups and writes issued together share one script call, an
     '20 lookups in one call, 20 writes in another; the queued write before the plain read; 20 lookups in one call')
 })
 
+t.test('RedisStore: a batch carries at most 64 lookups, and at most 1 MB of pages', async (t) => {
+  const counted = new Redis(redis.url)
+  t.teardown(() => counted.disconnect())
+  const store = new RedisStore(counted)
+  const { sent, stop } = await watchCommands(t, counted)
+  const keys = Array.from({ length: 150 }, (_, i) => `${redis.prefix}cap-${i}`)
+  const reads = await Promise.all(keys.map(async (key) => await store.getField(key, 'v', { token: 't', ttlMs: 5_000 })))
+  t.equal(reads.length, 150)
+  const big = Buffer.alloc(600 * 1024, 'x')
+  const written = await Promise.all([0, 1, 2].map(async (i) => await store.setField(keys[i]!, 'v', big, 5_000, 10)))
+  t.same(written, [true, true, true])
+  await stop()
+  t.equal(sent.filter((name) => name.startsWith('eval')).length, 3 + 3, '150 lookups in 3 calls; 3 pages of 600 KB in 3')
+})
+
 t.test('RedisStore on a read-only replica: lookups that cannot lock still read stored pages', async (t) => {
   const pair = await startSentinel(t)
   const master = pair.nodeClient(pair.master.port)
