@@ -250,8 +250,8 @@ export class RedisStore implements CacheStore {
   readonly client: RedisClient
   readonly isCluster: boolean
 
-  /** Scripts this client has sent in full since it connected. */
-  private readonly loaded = new Set<Script>()
+  /** The scripts each server has been sent in full since this client connected to it, as `<node> <sha>`. */
+  private readonly loaded = new Set<string>()
   /** Lookups and writes waiting for the end of this turn of the event loop (see batched). */
   private queue: Batch[] = []
   /** A flush is scheduled: on the next tick (writes), at the end of this turn of the loop (lookups). */
@@ -261,8 +261,18 @@ export class RedisStore implements CacheStore {
   constructor (client: RedisClient) {
     this.client = client
     this.isCluster = (client as Cluster).isCluster === true
-    // A new connection may reach a server that restarted and forgot its scripts.
+    // A new connection may reach a server that restarted and forgot its scripts; a Cluster's nodes may change.
     client.on('ready', () => this.loaded.clear())
+    if (this.isCluster) client.on('-node', () => this.loaded.clear())
+  }
+
+  /**
+   * The server a call on `key` goes to: on a Cluster, the master of its slot in the client's slot map (unknown before
+   * the map is loaded: such a call always sends the script in full); '' for a single server.
+   */
+  private nodeOf (key: string): string | undefined {
+    if (!this.isCluster) return ''
+    return (this.client as Cluster).slots[calculateSlot(key)]?.[0]
   }
 
   async get (key: string): Promise<Buffer | undefined> {
@@ -274,23 +284,26 @@ export class RedisStore implements CacheStore {
   }
 
   /**
-   * Runs a script. Its first run, and the first after a reconnect, sends the source (EVAL), which also caches it in
-   * Redis; later runs send only its SHA (EVALSHA). Sending the source first keeps the order of commands: an EVALSHA
-   * refused with NOSCRIPT and sent again would run after the commands issued behind it.
+   * Runs a script. Its first run on each server (on a Cluster, each master), and the first after a reconnect, sends
+   * the source (EVAL), which also caches it in Redis; later runs send only its SHA (EVALSHA). Sending the source first
+   * keeps the order of commands: an EVALSHA refused with NOSCRIPT and sent again would run after the commands issued
+   * behind it (left for a server that lost its scripts without this client reconnecting).
    */
   private async run (script: Script, keys: string[], args: Arg[]): Promise<unknown> {
     // The Buffer forms keep replies as bytes. (Not callBuffer: ioredis's auto-pipelining drops its command name.)
     const client = this.client as unknown as Record<'evalBuffer' | 'evalshaBuffer', (...args: unknown[]) => Promise<unknown>>
-    if (!this.loaded.has(script)) {
+    const node = this.nodeOf(keys[0] as string)
+    const id = node + ' ' + script.sha
+    if (node === undefined || !this.loaded.has(id)) {
       const result = await client.evalBuffer(script.source, keys.length, ...keys, ...args)
-      this.loaded.add(script)
+      if (node !== undefined) this.loaded.add(id)
       return result
     }
     try {
       return await client.evalshaBuffer(script.sha, keys.length, ...keys, ...args)
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      this.loaded.delete(script)
+      this.loaded.delete(id)
       return await this.run(script, keys, args)
     }
   }

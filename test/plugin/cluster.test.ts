@@ -1,10 +1,11 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import Fastify, { type FastifyInstance } from 'fastify'
-import type { Cluster } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import fastifyCache, { RedisStore, type FastifyCacheOptions } from '../../plugin/index.js'
 import { startCluster } from '../helpers/cluster.js'
 import { runStoreContract } from '../helpers/store-contract.js'
+import { sleep } from '../helpers/redis.js'
 
 // Three masters, no replicas, started for this file: REDIS_URL plays no part.
 const cluster = await startCluster(t)
@@ -72,6 +73,36 @@ t.test('RedisStore on a Cluster: concurrent lookups and writes on keys of many s
   const again = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', { token: `u${i}`, ttlMs: 5_000 })))
   t.same(again.map((read) => read.value?.toString()), keys.map((key) => `page ${key}`), 'each key holds its own page')
   t.ok(again.every((read) => read.lock === 'free'), 'and no lock is left')
+})
+
+t.test('RedisStore on a Cluster sends each script in full to each master first: no NOSCRIPT, no reordering', async (t) => {
+  for (const node of nodeClients.values()) await node.script('FLUSH')
+  const fresh = cluster.createClient()
+  t.teardown(() => fresh.disconnect())
+  if (fresh.status !== 'ready') await once(fresh, 'ready')
+  const store = new RedisStore(fresh)
+  const seen = new Map<number, string[]>()
+  const monitors: Redis[] = []
+  for (const [port, node] of nodeClients) {
+    const commands: string[] = []
+    seen.set(port, commands)
+    const monitor = await node.monitor()
+    monitors.push(monitor)
+    // Only this test's calls: eval/evalsha args are [command, source or sha, numkeys, first key, ...].
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^eval/i.test(String(args[0])) && String(args[3]).startsWith('noscript:')) commands.push(String(args[0]).toLowerCase())
+    })
+  }
+  t.teardown(() => { for (const monitor of monitors) monitor.disconnect() })
+  const keys = Array.from({ length: 30 }, (_, i) => `noscript:${i}`)
+  for (const key of keys) await store.getField(key, 'v', { token: 't', ttlMs: 5_000 })
+  for (const key of keys) await store.getField(key, 'v', { token: 'u', ttlMs: 5_000 })
+  await sleep(100)
+  for (const [port, commands] of seen) {
+    t.ok(commands.length > 1, `master ${port} ran the lookups of its keys (${commands.length})`)
+    t.equal(commands[0], 'eval', `master ${port} got the script in full first`)
+    t.equal(commands.filter((name) => name === 'eval').length, 1, `and only once (${commands.join(' ')})`)
+  }
 })
 
 t.test('pages: MISS then HIT on many paths, whose keys sit on all three masters', async (t) => {
