@@ -268,11 +268,12 @@ export class RedisStore implements CacheStore {
 
   /**
    * The server a call on `key` goes to: on a Cluster, the master of its slot in the client's slot map (unknown before
-   * the map is loaded: such a call always sends the script in full); '' for a single server.
+   * the map is loaded: such a call always sends the script in full); '' for a single server. `slot`: the key's, when
+   * the caller has it already.
    */
-  private nodeOf (key: string): string | undefined {
+  private nodeOf (key: string, slot?: number): string | undefined {
     if (!this.isCluster) return ''
-    return (this.client as Cluster).slots[calculateSlot(key)]?.[0]
+    return (this.client as Cluster).slots[slot ?? calculateSlot(key)]?.[0]
   }
 
   async get (key: string): Promise<Buffer | undefined> {
@@ -289,10 +290,10 @@ export class RedisStore implements CacheStore {
    * keeps the order of commands: an EVALSHA refused with NOSCRIPT and sent again would run after the commands issued
    * behind it (left for a server that lost its scripts without this client reconnecting).
    */
-  private async run (script: Script, keys: string[], args: Arg[]): Promise<unknown> {
+  private async run (script: Script, keys: string[], args: Arg[], slot?: number): Promise<unknown> {
     // The Buffer forms keep replies as bytes. (Not callBuffer: ioredis's auto-pipelining drops its command name.)
     const client = this.client as unknown as Record<'evalBuffer' | 'evalshaBuffer', (...args: unknown[]) => Promise<unknown>>
-    const node = this.nodeOf(keys[0] as string)
+    const node = this.nodeOf(keys[0] as string, slot)
     const id = node + ' ' + script.sha
     if (node === undefined || !this.loaded.has(id)) {
       const result = await client.evalBuffer(script.source, keys.length, ...keys, ...args)
@@ -304,7 +305,7 @@ export class RedisStore implements CacheStore {
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
       this.loaded.delete(id)
-      return await this.run(script, keys, args)
+      return await this.run(script, keys, args, slot)
     }
   }
 
@@ -372,12 +373,13 @@ export class RedisStore implements CacheStore {
         if (ops === undefined) bySlot.set(slot, [op])
         else ops.push(op)
       }
-      for (const ops of bySlot.values()) this.send(batch, ops)
+      for (const [slot, ops] of bySlot) this.send(batch, ops, slot)
     }
   }
 
-  private send (batch: Batch, ops: BatchOp[]): void {
-    this.run(batch.script, ops.map((op) => op.key), ops.flatMap((op) => op.args)).then((reply) => {
+  /** One script call for `ops`; `slot`, on a Cluster, is the hash slot their keys share. */
+  private send (batch: Batch, ops: BatchOp[], slot?: number): void {
+    this.run(batch.script, ops.map((op) => op.key), ops.flatMap((op) => op.args), slot).then((reply) => {
       // Anything else is not this script's answer (a connection that mixed up replies): a failure, like no answer.
       if (!Array.isArray(reply) || reply.length !== ops.length * batch.width) {
         throw new Error(`unexpected reply to a batch of ${ops.length} store calls`)

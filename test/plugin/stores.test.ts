@@ -17,12 +17,14 @@ runStoreContract(t, 'RedisStore, auto-pipelined', async (t) => {
 })
 
 /**
- * The commands `counted` sends, in order, as MONITOR sees them: not those its scripts run (source 'lua'), nor other
- * clients' on a shared server. `stop` waits for MONITOR to catch up, then ends it.
+ * A RedisStore on a client of its own, and the commands that client sends, in order, as MONITOR sees them: not those
+ * its scripts run (source 'lua'), nor other clients' on a shared server. `stop` waits for MONITOR to catch up, then
+ * ends it.
  */
-async function watchCommands (t: Test, counted: Redis): Promise<{ sent: string[], stop: () => Promise<void> }> {
+async function watchedStore (t: Test): Promise<{ store: RedisStore, sent: string[], stop: () => Promise<void> }> {
+  const counted = new Redis(redis.url)
   const monitor = new Redis(redis.url)
-  t.teardown(() => monitor.disconnect())
+  t.teardown(() => { counted.disconnect(); monitor.disconnect() })
   await counted.ping()
   const source = `127.0.0.1:${(counted as unknown as { stream: { localPort: number } }).stream.localPort}`
   const sent: string[] = []
@@ -31,6 +33,7 @@ async function watchCommands (t: Test, counted: Redis): Promise<{ sent: string[]
     if (from === source) sent.push(String(args[0]).toLowerCase())
   })
   return {
+    store: new RedisStore(counted),
     sent,
     stop: async () => {
       await new Promise((resolve) => setTimeout(resolve, 100))
@@ -40,10 +43,7 @@ async function watchCommands (t: Test, counted: Redis): Promise<{ sent: string[]
 }
 
 t.test('RedisStore sends a script in full once, then by its SHA, and again after Redis forgot it', async (t) => {
-  const counted = new Redis(redis.url)
-  t.teardown(() => counted.disconnect())
-  const store = new RedisStore(counted)
-  const { sent, stop } = await watchCommands(t, counted)
+  const { store, sent, stop } = await watchedStore(t)
   for (let i = 0; i < 3; i++) await store.has(redis.prefix + 'sha')
   await client.script('FLUSH')
   t.equal(await store.has(redis.prefix + 'sha'), false, 'NOSCRIPT: sent again in full, and answered')
@@ -53,10 +53,7 @@ t.test('RedisStore sends a script in full once, then by its SHA, and again after
 })
 
 t.test('RedisStore: lookups and writes issued together share one script call, and keep their order', async (t) => {
-  const counted = new Redis(redis.url)
-  t.teardown(() => counted.disconnect())
-  const store = new RedisStore(counted)
-  const { sent, stop } = await watchCommands(t, counted)
+  const { store, sent, stop } = await watchedStore(t)
   const keys = Array.from({ length: 20 }, (_, i) => `${redis.prefix}batch-${i}`)
   const lock = (i: number): { token: string, ttlMs: number } => ({ token: `t${i}`, ttlMs: 5_000 })
   const reads = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', lock(i))))
@@ -77,10 +74,7 @@ t.test('RedisStore: lookups and writes issued together share one script call, an
 })
 
 t.test('RedisStore: a batch carries at most 64 lookups, and at most 1 MB of pages', async (t) => {
-  const counted = new Redis(redis.url)
-  t.teardown(() => counted.disconnect())
-  const store = new RedisStore(counted)
-  const { sent, stop } = await watchCommands(t, counted)
+  const { store, sent, stop } = await watchedStore(t)
   const keys = Array.from({ length: 150 }, (_, i) => `${redis.prefix}cap-${i}`)
   const reads = await Promise.all(keys.map(async (key) => await store.getField(key, 'v', { token: 't', ttlMs: 5_000 })))
   t.equal(reads.length, 150)
