@@ -87,7 +87,10 @@ export class MemoryStore implements CacheStore {
     if (lock === undefined) return read
     if (this.lockHeld(item, field)) read.lock = 'held'
     else if (read.value !== undefined || (lock.takeOverOnly === true && item?.locks?.has(field) !== true)) read.lock = 'free'
-    else read.lock = this.takeLock(key, item, field, lock) ? 'taken' : 'held'
+    else {
+      this.takeLock(key, item, field, lock)
+      read.lock = 'taken'
+    }
     return read
   }
 
@@ -96,7 +99,7 @@ export class MemoryStore implements CacheStore {
     return lock !== undefined && lock.expiresAt > Date.now()
   }
 
-  private takeLock (key: string, current: FieldsItem | undefined, field: string, lock: FieldLock): boolean {
+  private takeLock (key: string, current: FieldsItem | undefined, field: string, lock: FieldLock): void {
     const ttl = ttlMsOf(lock.ttlMs)
     let item = current
     if (item === undefined) {
@@ -107,13 +110,13 @@ export class MemoryStore implements CacheStore {
     }
     item.locks ??= new Map()
     item.locks.set(field, { token: lock.token, expiresAt: Date.now() + ttl })
-    return true
   }
 
   async lockField (key: string, field: string, lock: FieldLock): Promise<boolean> {
     const item = this.lru.get(key, { updateAgeOnGet: false })
     if (item?.kind === 'value' || (item !== undefined && this.lockHeld(item, field))) return false
-    return this.takeLock(key, item, field, lock)
+    this.takeLock(key, item, field, lock)
+    return true
   }
 
   async unlockField (key: string, field: string, token: string): Promise<boolean> {
