@@ -38,6 +38,8 @@ export function configFromEnv (env: NodeJS.ProcessEnv): ServerConfig {
     logLevel: env.LOG_LEVEL ?? 'info',
     blog: {
       dbPath: env.BLOG_DB ?? './data/blog.db',
+      // DESIGN.md: a generated SESSION_KEY is kept under ./data, wherever BLOG_DB points.
+      dataDir: './data',
       redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       adminUser: env.ADMIN_USER ?? 'admin',
       adminPassword: env.ADMIN_PASSWORD ?? 'admin',

@@ -147,7 +147,7 @@ export {
   DEFAULT_BREAKER_COOLDOWN_MS, DEFAULT_BREAKER_THRESHOLD, DEFAULT_LOOKUP_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES,
   DEFAULT_PREFIX, DEFAULT_TTL_SECONDS, MAX_KEY_BYTES
 } from './options.js'
-export type { FastifyCacheOptions, RouteCacheOptions } from './options.js'
+export type { CacheRequest, FastifyCacheOptions, RouteCacheOptions } from './options.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'
 export type { CacheStore, FieldLock, FieldRead, StoreKeyInfo } from './stores/store.js'

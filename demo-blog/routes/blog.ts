@@ -53,7 +53,7 @@ export default async function blogRoutes (fastify: FastifyInstance, options: Blo
       cache: {
         ttl: 30 * 60,
         unless: isLoggedIn,
-        tags: (request) => [postTag((request.params as { id: string }).id)]
+        tags: (request) => [postTag(String(request.params.id))]
       }
     }
   }, async (request, reply) => {

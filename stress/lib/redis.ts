@@ -7,15 +7,7 @@ import type { Cleanup } from './scenario.js'
 export type { TestRedis }
 
 export async function ownRedis (extraArgs: string[] = []): Promise<TestRedis> {
-  const shared = process.env.REDIS_URL
-  delete process.env.REDIS_URL
-  try {
-    const redis = await startRedis(extraArgs)
-    if (redis.external) throw new Error('refusing to stress a Redis this process did not start')
-    return redis
-  } finally {
-    if (shared !== undefined) process.env.REDIS_URL = shared
-  }
+  return await startRedis(extraArgs, { own: true })
 }
 
 /** An admin connection that does not retry for ever when its server is gone. */

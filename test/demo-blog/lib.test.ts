@@ -108,6 +108,7 @@ t.test('configFromEnv: DESIGN.md defaults, and the environment when set', async 
   t.equal(defaults.trustProxy, false)
   t.match(defaults.blog, {
     dbPath: './data/blog.db',
+    dataDir: './data',
     redisUrl: 'redis://127.0.0.1:6379',
     adminUser: 'admin',
     adminPassword: 'admin',
@@ -134,6 +135,7 @@ t.test('configFromEnv: DESIGN.md defaults, and the environment when set', async 
   t.equal(set.trustProxy, true)
   t.match(set.blog, {
     dbPath: '/srv/blog.db',
+    dataDir: './data',
     redisUrl: 'redis://cache:6380/2',
     adminUser: 'fancy',
     adminPassword: 'pw',

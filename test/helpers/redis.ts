@@ -6,7 +6,9 @@ import { randomUUID } from 'node:crypto'
 
 /**
  * A real redis-server for tests: started as a child process on a free loopback port, with nothing kept on disk.
- * When REDIS_URL is set, that server is used instead and never stopped, flushed or restarted.
+ * When REDIS_URL is set, that server is used instead and never stopped, flushed, paused or restarted; only keys under
+ * the test's own prefix are touched there. A test that kills, pauses or reconfigures its server asks for one of its
+ * own (`own`), which it gets even when REDIS_URL is set.
  */
 export interface TestRedis {
   url: string
@@ -68,10 +70,18 @@ async function killChild (child: ChildProcess | undefined): Promise<void> {
   await exited
 }
 
-export async function startRedis (extraArgs: string[] = []): Promise<TestRedis> {
+export interface StartOptions {
+  /**
+   * A server this process starts and may kill, pause or reconfigure, even when REDIS_URL names a shared one. Implied by
+   * `extraArgs`, which only a server of our own can be started with.
+   */
+  own?: boolean
+}
+
+export async function startRedis (extraArgs: string[] = [], options: StartOptions = {}): Promise<TestRedis> {
   const prefix = `test-${randomUUID().slice(0, 8)}:`
   const external = process.env.REDIS_URL
-  if (external !== undefined && external !== '') {
+  if (external !== undefined && external !== '' && options.own !== true && extraArgs.length === 0) {
     const refuse = async (): Promise<void> => { throw new Error('cannot kill or restart the server named by REDIS_URL') }
     return { url: external, port: Number(new URL(external).port || 6379), external: true, prefix, kill: refuse, restart: refuse, stop: async () => {} }
   }
@@ -106,8 +116,10 @@ export async function startRedis (extraArgs: string[] = []): Promise<TestRedis> 
 }
 
 /** Starts a server for one test (or file) and stops it when the test ends. */
-export async function redisForTest (t: { teardown: (fn: () => unknown) => void }, extraArgs: string[] = []): Promise<TestRedis> {
-  const redis = await startRedis(extraArgs)
+export async function redisForTest (
+  t: { teardown: (fn: () => unknown) => void }, extraArgs: string[] = [], options: StartOptions = {}
+): Promise<TestRedis> {
+  const redis = await startRedis(extraArgs, options)
   t.teardown(async () => await redis.stop())
   return redis
 }
@@ -116,8 +128,10 @@ export async function redisForTest (t: { teardown: (fn: () => unknown) => void }
  * One server for a whole test file, with a client on it for looking behind the plugin's back; both are closed when
  * the file's tests end.
  */
-export async function redisForFile (t: { teardown: (fn: () => unknown) => void }): Promise<{ redis: TestRedis, client: Redis }> {
-  const redis = await startRedis()
+export async function redisForFile (
+  t: { teardown: (fn: () => unknown) => void }, options: StartOptions = {}
+): Promise<{ redis: TestRedis, client: Redis }> {
+  const redis = await startRedis([], options)
   const client = new Redis(redis.url)
   t.teardown(async () => {
     await client.quit()

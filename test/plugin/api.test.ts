@@ -145,7 +145,7 @@ t.test('clear() uses SCAN and UNLINK, never KEYS or FLUSHDB', async (t) => {
 })
 
 t.test('direct API calls reject with coded errors when Redis is down', async (t) => {
-  const own = await startRedis()
+  const own = await startRedis([], { own: true })
   t.teardown(async () => await own.stop())
   const app = await build(t, { cache: { redis: own.url, prefix: 'down:' } })
   await app.cache.set('k', 1)

@@ -11,7 +11,7 @@ function logCollector (): { lines: Array<Record<string, unknown>>, logger: objec
 }
 
 t.test('Redis killed: requests still succeed, the breaker opens; Redis back: caching resumes', async (t) => {
-  const redis = await redisForTest(t)
+  const redis = await redisForTest(t, [], { own: true })
   const { lines, logger } = logCollector()
   const app = await build(t, {
     redis, logger, cache: { lookupTimeoutMs: 50, breaker: { threshold: 3, cooldownMs: 300 }, errorLogIntervalMs: 60_000 }
@@ -56,7 +56,7 @@ t.test('Redis killed: requests still succeed, the breaker opens; Redis back: cac
 })
 
 t.test('Redis hung (CLIENT PAUSE): a lookup gives up after its budget and the page is computed', async (t) => {
-  const redis = await redisForTest(t)
+  const redis = await redisForTest(t, [], { own: true })
   const app = await build(t, { redis, cache: { lookupTimeoutMs: 50, breaker: { threshold: 100 } } })
   let calls = 0
   app.get('/p', { config: { cache: true } }, async () => `page ${++calls}`)
@@ -91,7 +91,7 @@ t.test('a write that fails is logged and dropped; the response is unaffected', a
 })
 
 t.test('the plugin owns a client opened from a URL and closes it', async (t) => {
-  const redis = await redisForTest(t)
+  const redis = await redisForTest(t, [], { own: true }) // counts every connection on the server
   const app = await build(t, { cache: { redis: redis.url } })
   app.get('/', { config: { cache: true } }, async () => 'own client')
   await app.inject('/')

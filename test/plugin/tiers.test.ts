@@ -5,7 +5,8 @@ import fastifyCache from '../../plugin/index.js'
 import { build } from '../helpers/app.js'
 import { redisForFile, sleep } from '../helpers/redis.js'
 
-const { redis, client } = await redisForFile(t)
+// Its own server: one test drops every pub/sub connection on it (CLIENT KILL TYPE pubsub).
+const { redis, client } = await redisForFile(t, { own: true })
 
 t.test('L1 serves hot pages from memory, no longer than its ttl', async (t) => {
   const app = await build(t, { redis, cache: { l1: { ttl: 0.3 } } })

@@ -1,15 +1,20 @@
 // Compile-time checks, run by test/plugin/types.test.ts through `tsc --noEmit`. Every @ts-expect-error must error.
 import Fastify from 'fastify'
+import type {} from '@fastify/secure-session'
 import fastifyCache, { type CacheStats, type FastifyCache } from '../../plugin/index.js'
 
 const app = Fastify()
 await app.register(fastifyCache, { prefix: 'fancycache:', defaultTtl: 300 })
 
-// The shapes DESIGN.md promises.
-app.get('/', { config: { cache: { ttl: 20 * 60, unless: (request) => request.headers.cookie !== undefined } } }, async () => 'index')
+// The shapes DESIGN.md promises, its lines as written (the session is @fastify/secure-session's, as in the demo blog).
+app.get('/', { config: { cache: { ttl: 20 * 60, unless: (req) => Boolean(req.session.get('user')) } } }, async () => 'index')
+app.get('/cookie', { config: { cache: { ttl: 20 * 60, unless: (request) => request.headers.cookie !== undefined } } }, async () => 'index')
 app.get('/about', { config: { cache: { ttl: 2 * 3600 } } }, async () => 'about')
-app.get<{ Params: { id: string } }>('/post/:id', {
-  config: { cache: { ttl: 30 * 60, tags: (request) => [`post:${(request.params as { id: string }).id}`] } }
+// DESIGN.md's own line, as written: `req.params` needs no cast.
+app.get('/post/:id', { config: { cache: { ttl: 30 * 60, tags: (req) => [`post:${req.params.id}`] } } }, async () => 'post')
+// And beside the route's own generics; the query string reads the same way.
+app.get<{ Params: { id: string } }>('/typed/:id', {
+  config: { cache: { tags: (req) => [`post:${req.params.id}`], key: (req) => `typed/${String(req.query.lang)}` } }
 }, async (request) => request.params.id)
 app.get('/feed', { config: { cache: true } }, async () => 'feed')
 app.get('/q', { config: { cache: { queryString: ['page'], vary: ['accept-language'], statusCodes: [200, 404] } } }, async () => 'q')
