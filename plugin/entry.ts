@@ -54,10 +54,14 @@ interface ValueHeader {
   t: number
 }
 
-function frame (kind: number, header: object, body: Buffer | string): Buffer {
+function byteLength (body: Buffer | string): number {
+  return typeof body === 'string' ? Buffer.byteLength(body) : body.length
+}
+
+/** A string body is encoded once, straight into the returned buffer. */
+function frame (kind: number, header: object, body: Buffer | string, bodyBytes = byteLength(body)): Buffer {
   const headerJson = JSON.stringify(header)
   const headerBytes = Buffer.byteLength(headerJson)
-  const bodyBytes = typeof body === 'string' ? Buffer.byteLength(body) : body.length
   const out = Buffer.allocUnsafe(PREAMBLE_BYTES + headerBytes + bodyBytes)
   out.writeUInt32BE(MAGIC, 0)
   out[4] = kind
@@ -91,18 +95,27 @@ function unframe (bytes: Buffer, expectedKind: number): { header: Record<string,
   return { header: header as Record<string, unknown>, bodyOffset }
 }
 
-/** A strong validator of the body bytes. */
-export function etagOf (body: Buffer): string {
+/** A strong validator of the body bytes (a string's are its UTF-8, as they are stored and sent). */
+export function etagOf (body: Buffer | string): string {
   return '"' + digest(body, 'sha1') + '"'
 }
 
 export function encodePage (entry: PageEntry): Buffer {
+  return framePage(entry, entry.body).bytes
+}
+
+/**
+ * Frames a page whose body may still be the handler's string: it is encoded once, into the stored bytes, and `body` is
+ * a view of them, sent as the response. (`Buffer.from` first, then a frame, would copy it twice.)
+ */
+export function framePage (meta: Omit<PageEntry, 'body'>, body: Buffer | string, bodyBytes = byteLength(body)): { bytes: Buffer, body: Buffer } {
   const header: PageHeader = {
-    s: entry.status, n: entry.body.length, h: entry.headers, c: entry.createdAt, t: entry.ttlMs, e: entry.etag
+    s: meta.status, n: bodyBytes, h: meta.headers, c: meta.createdAt, t: meta.ttlMs, e: meta.etag
   }
-  if (entry.staleMs > 0) header.x = entry.staleMs
-  if (entry.tags.length > 0) header.g = entry.tags
-  return frame(KIND_PAGE, header, entry.body)
+  if (meta.staleMs > 0) header.x = meta.staleMs
+  if (meta.tags.length > 0) header.g = meta.tags
+  const bytes = frame(KIND_PAGE, header, body, bodyBytes)
+  return { bytes, body: bytes.subarray(bytes.length - bodyBytes) }
 }
 
 /** Decodes a page; the body is a view of `bytes`, not a copy. Throws FST_CACHE_CORRUPT_ENTRY. */

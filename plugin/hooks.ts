@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler } from 'fastify'
 import type { CacheCore, Flight } from './core.js'
 import type { FieldRead } from './stores/store.js'
-import { encodePage, etagOf, freshForMs, type PageEntry } from './entry.js'
+import { etagOf, framePage, freshForMs, type PageEntry } from './entry.js'
 import { requestKey, type RequestKey } from './key.js'
 import type { NormalizedRouteOptions } from './options.js'
 
@@ -105,9 +105,9 @@ async function bufferStream (stream: Readable, maxBytes: number): Promise<Buffer
   }
 }
 
-function bodyOf (payload: unknown): Buffer | undefined {
-  if (typeof payload === 'string') return Buffer.from(payload)
-  if (Buffer.isBuffer(payload)) return payload
+/** The body as sent: a string stays one until it is framed for the store, so it is encoded once. */
+function bodyOf (payload: unknown): Buffer | string | undefined {
+  if (typeof payload === 'string' || Buffer.isBuffer(payload)) return payload
   if (payload === null || payload === undefined) return EMPTY
   return undefined
 }
@@ -380,7 +380,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
 
   async function capture (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<{
     payload: unknown
-    entry?: PageEntry
+    /** The entry, and its bytes as stored. */
+    stored?: { entry: PageEntry, bytes: Buffer }
   }> {
     if (!route.statusCodes.has(reply.statusCode) || !storableHeaders(reply)) return { payload }
     let body = bodyOf(payload)
@@ -390,22 +391,26 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       if (!Buffer.isBuffer(buffered)) return { payload: buffered }
       body = buffered
     }
-    if (body.length > maxBodyBytes) return { payload: body }
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length
+    if (size > maxBodyBytes) return { payload: body }
     try {
-      if (route.filter !== undefined && !route.filter(request, reply, body)) return { payload: body }
+      if (route.filter !== undefined) {
+        if (typeof body === 'string') body = Buffer.from(body) // the filter is given bytes
+        if (!route.filter(request, reply, body)) return { payload: body }
+      }
       const tags = typeof route.tags === 'function' ? route.tags(request, reply) : route.tags ?? []
       const handlerEtag = reply.getHeader('etag')
-      const entry: PageEntry = {
+      const meta = {
         status: reply.statusCode,
         headers: storedHeaders(reply),
-        body,
         createdAt: Date.now(),
         ttlMs: route.ttlMs,
         etag: typeof handlerEtag === 'string' ? handlerEtag : etagOf(body),
         staleMs: Math.max(route.staleWhileRevalidateMs, route.graceMs),
         tags
       }
-      return { payload: body, entry }
+      const framed = framePage(meta, body, size)
+      return { payload: framed.body, stored: { entry: { ...meta, body: framed.body }, bytes: framed.bytes } }
     } catch (err) {
       core.warn(request.log, 'route', err, 'fastify-cache: a route cache option threw; response not stored')
       return { payload: body }
@@ -443,19 +448,19 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         return serveGrace(request, reply, pending.stale)
       }
       const captured = await capture(request, reply, payload)
-      entry = captured.entry
-      if (entry !== undefined) {
+      if (captured.stored !== undefined) {
+        const { entry: stored, bytes } = captured.stored
+        entry = stored
         label = 'MISS'
-        reply.header('etag', entry.etag)
+        reply.header('etag', stored.etag)
         // A delete or clear ran while this response was computed: it may predate the purge, so it is not kept.
         if (pending.generation === core.generation) {
-          const written = core.writeVariant(pending.storeKey, pending.variant, encodePage(entry),
-            entry.ttlMs + entry.staleMs, entry.tags, pending.version, pending.startedAt, request.log, pending.lockToken)
+          const written = core.writeVariant(pending.storeKey, pending.variant, bytes,
+            stored.ttlMs + stored.staleMs, stored.tags, pending.version, pending.startedAt, request.log, pending.lockToken)
           pending.lockToken = undefined
           if (core.l1 !== undefined) {
             // L1 keeps only what the store accepted, and nothing a purge has overtaken meanwhile.
             const l1 = core.l1
-            const stored = entry
             written.then((ok) => { if (ok && pending.generation === core.generation) l1.set(pending.flightId, stored, pending.version ?? 0) })
               .catch(() => {})
           }

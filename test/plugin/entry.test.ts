@@ -1,6 +1,6 @@
 import t from 'tap'
 import { decodePage, encodePage } from '../../plugin/index.js'
-import { decodeValue, encodeValue, etagOf, freshForMs, type PageEntry } from '../../plugin/entry.js'
+import { decodeValue, encodeValue, etagOf, framePage, freshForMs, type PageEntry } from '../../plugin/entry.js'
 
 const page: PageEntry = {
   status: 200,
@@ -19,6 +19,22 @@ t.test('a page round-trips with its body as raw bytes', async (t) => {
   t.same({ ...decoded, body: [...decoded.body] }, { ...page, body: [...page.body] })
   t.equal(decoded.body.buffer, bytes.buffer, 'the body is a view of the stored buffer, not a copy')
   t.ok(bytes.subarray(bytes.length - page.body.length).equals(page.body), 'the body is stored verbatim at the end')
+})
+
+t.test('a string body is framed as its UTF-8 bytes, once, and the body handed back is a view of the frame', async (t) => {
+  const text = '<p>héllo ✓ 𝄞 \u0000</p>' // two-, three- and four-byte characters, and a NUL
+  const { body: _body, ...meta } = page
+  const framed = framePage(meta, text)
+  const asBytes = Buffer.from(text)
+  t.ok(framed.body.equals(asBytes))
+  t.equal(framed.body.buffer, framed.bytes.buffer, 'a view, not a copy')
+  t.ok(framed.bytes.equals(encodePage({ ...page, body: asBytes })), 'the same bytes as framing the encoded body')
+  const decoded = decodePage(framed.bytes)
+  t.ok(decoded.body.equals(asBytes))
+  t.equal(etagOf(text), etagOf(asBytes), 'a string and its bytes have one etag')
+  // A lone surrogate is sent, stored and validated as U+FFFD alike.
+  t.equal(etagOf('a\ud800b'), etagOf(Buffer.from('a\ud800b')))
+  t.ok(framePage(meta, 'a\ud800b').body.equals(Buffer.from('a\ud800b')))
 })
 
 t.test('defaults for optional header fields', async (t) => {

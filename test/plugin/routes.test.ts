@@ -29,6 +29,25 @@ t.test('MISS then HIT with the same status, headers and bytes, including a binar
   t.match(hit.headers.etag, /^"[\w-]+"$/)
 })
 
+t.test('a string body with multibyte characters: MISS and HIT send the same UTF-8 bytes, length and etag', async (t) => {
+  const app = await build(t, { redis })
+  const html = '<p>中文 héllo ✓ 𝄞</p>'
+  app.get('/s', { config: { cache: { ttl: 60 } } }, async (_request, reply) => reply.type('text/html; charset=utf-8').send(html))
+  app.get('/f', { config: { cache: { ttl: 60, filter: (_request, _reply, payload) => payload.equals(Buffer.from(html)) } } },
+    async (_request, reply) => reply.type('text/html; charset=utf-8').send(html))
+  for (const url of ['/s', '/f']) {
+    const miss = await app.inject(url)
+    const hit = await app.inject(url)
+    t.equal(miss.headers['x-cache'], 'MISS', url)
+    t.equal(hit.headers['x-cache'], 'HIT', `${url}: stored (the filter was given the UTF-8 bytes)`)
+    t.equal(miss.body, html)
+    t.equal(hit.body, html)
+    t.equal(miss.headers['content-length'], String(Buffer.byteLength(html)))
+    t.equal(hit.headers['content-length'], miss.headers['content-length'])
+    t.equal(hit.headers.etag, miss.headers.etag)
+  }
+})
+
 t.test('the Redis key is <prefix>view/<path> with a TTL, and the body is stored as raw bytes', async (t) => {
   const app = await build(t, { redis })
   const html = '<!doctype html><p>"quoted" & <b>bold</b> 中文</p>'
