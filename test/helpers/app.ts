@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyRedis from '@fastify/redis'
 import fastifyCache, { type FastifyCacheOptions } from '../../plugin/index.js'
@@ -12,6 +13,9 @@ export interface BuildOptions {
   logger?: boolean | object
 }
 
+/** For apps built without a TestRedis, whose prefix would otherwise repeat from run to run. */
+const RUN_PREFIX = `test-${randomUUID().slice(0, 8)}:`
+
 /**
  * A Fastify instance with fastify-cache on real Redis, under the test's own prefix, closed when the test ends.
  * Lookups get a generous budget so that a loaded CI machine does not turn hits into timeouts; the failure tests
@@ -25,8 +29,9 @@ export async function build (
   t.teardown(async () => await app.close())
   if (redis !== undefined) await app.register(fastifyRedis, { url: redis.url })
   await app.register(fastifyCache, {
-    // Each app gets its own prefix, so the tests of one file can share a server without seeing each other's keys.
-    prefix: `${redis?.prefix ?? 'test:'}${++builds}:`,
+    // Each app gets its own prefix, so the tests of one file can share a server without seeing each other's keys, and
+    // an app given only a URL (a server shared through REDIS_URL) does not meet an earlier run's keys.
+    prefix: `${redis?.prefix ?? RUN_PREFIX}${++builds}:`,
     lookupTimeoutMs: 1_000,
     ...cache
   })
