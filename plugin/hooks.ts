@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler } from 'fastify'
 import type { CacheCore, Flight } from './core.js'
 import type { FieldRead } from './stores/store.js'
-import { etagOf, framePage, freshForMs, type PageEntry } from './entry.js'
+import { framePage, freshForMs, type PageEntry } from './entry.js'
 import { requestKey, type RequestKey } from './key.js'
 import type { NormalizedRouteOptions } from './options.js'
 
@@ -405,12 +405,13 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         headers: storedHeaders(reply),
         createdAt: Date.now(),
         ttlMs: route.ttlMs,
-        etag: typeof handlerEtag === 'string' ? handlerEtag : etagOf(body),
         staleMs: Math.max(route.staleWhileRevalidateMs, route.graceMs),
         tags
       }
-      const framed = framePage(meta, body, size)
-      return { payload: framed.body, stored: { entry: { ...meta, body: framed.body }, bytes: framed.bytes } }
+      // Without the handler's own etag, one is computed from the body as framed.
+      const framed = framePage(typeof handlerEtag === 'string' ? { ...meta, etag: handlerEtag } : meta, body, size)
+      const entry: PageEntry = { ...meta, etag: framed.etag, body: framed.body }
+      return { payload: framed.body, stored: { entry, bytes: framed.bytes } }
     } catch (err) {
       core.warn(request.log, 'route', err, 'fastify-cache: a route cache option threw; response not stored')
       return { payload: body }

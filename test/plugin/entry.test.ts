@@ -32,6 +32,16 @@ t.test('a string body is framed as its UTF-8 bytes, once, and the body handed ba
   const decoded = decodePage(framed.bytes)
   t.ok(decoded.body.equals(asBytes))
   t.equal(etagOf(text), etagOf(asBytes), 'a string and its bytes have one etag')
+  t.equal(framed.etag, page.etag, 'an etag given is kept')
+  t.equal(decoded.etag, page.etag)
+  // Without one, it is computed from the framed body and written into the stored header.
+  const { etag: _etag, ...noEtag } = meta
+  for (const body of [text, asBytes]) {
+    const own = framePage(noEtag, body)
+    t.equal(own.etag, etagOf(asBytes))
+    t.equal(decodePage(own.bytes).etag, etagOf(asBytes), 'the stored header carries it')
+    t.ok(decodePage(own.bytes).body.equals(asBytes))
+  }
   // A lone surrogate is sent, stored and validated as U+FFFD alike.
   t.equal(etagOf('a\ud800b'), etagOf(Buffer.from('a\ud800b')))
   t.ok(framePage(meta, 'a\ud800b').body.equals(Buffer.from('a\ud800b')))
