@@ -136,27 +136,28 @@ export class CacheCore {
         this.breaker.late(ticket)
       })
       : undefined
-    // The store answered (a value, or an error of its own): in time, that is health.
-    const answered = (): void => {
-      if (late || (!ticket.probe && Date.now() - started > this.options.lookupTimeoutMs)) return
-      if (this.breaker.success(ticket)) this.warn(log, 'breaker-closed', undefined, 'fastify-cache: the store answers again; caching resumes')
-    }
     try {
       const pending = call()
       const value = await (timeoutMs === undefined ? pending : withTimeout(pending, timeoutMs, kind))
-      answered()
+      this.answered(ticket, started, late, log)
       return value
     } catch (err) {
       this.counters.errors++
       // A store that answers with an error (Redis full, a read-only replica) does not make requests wait: counted and
       // logged, but an answer all the same, so the breaker does not open, and hits go on while writes are refused.
-      if (isReplyError(err)) answered()
+      if (isReplyError(err)) this.answered(ticket, started, late, log)
       else this.breakerFailure(log, err, ticket)
       this.warn(log, kind, err, `fastify-cache: store ${kind} failed; serving without the cache`)
       return undefined
     } finally {
       stopBudget?.()
     }
+  }
+
+  /** The store answered (a value, or an error of its own): in time, that is health. */
+  private answered (ticket: BreakerTicket, started: number, late: boolean, log: FastifyBaseLogger | undefined): void {
+    if (late || (!ticket.probe && Date.now() - started > this.options.lookupTimeoutMs)) return
+    if (this.breaker.success(ticket)) this.warn(log, 'breaker-closed', undefined, 'fastify-cache: the store answers again; caching resumes')
   }
 
   /** Breaker transitions are logged like failures, at most once per kind per interval, so a flapping store is one line. */

@@ -201,9 +201,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
       done()
       return
     }
-    const next = (sent: FastifyReply | undefined): void => { if (sent === undefined) done() }
     if (isThenable(unless)) {
-      afterUnless(request, reply, unless).then(next, done)
+      proceed(afterUnless(request, reply, unless), done)
       return
     }
     if (unless) {
@@ -226,7 +225,22 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         return
       }
     }
-    lookup(request, reply, key, force).then(next, done)
+    proceed(lookup(request, reply, key, force), done)
+  }
+
+  /**
+   * Ends onRequest once `step` settles: `done` unless it replied (a reply sent from the hook ends the request there).
+   * A function, not a closure made per request: a hit's hook allocates nothing it can do without.
+   */
+  async function proceed (step: Promise<FastifyReply | undefined>, done: HookHandlerDoneFunction): Promise<void> {
+    let sent: FastifyReply | undefined
+    try {
+      sent = await step
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    if (sent === undefined) done()
   }
 
   /** The request's key, or null when it bypasses the cache (marked so here, and logged if the route's `key` threw). */
