@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Page } from 'playwright-core'
 import t from 'tap'
@@ -11,8 +11,11 @@ const redis = await redisForTest(t)
 const app = await buildBlog(t, redis)
 const base = (await app.listen({ host: '127.0.0.1', port: 0 })).replace(/\/$/, '')
 
+const CHROMIUM = '/usr/bin/chromium'
+// A failure that says what to do, not playwright's; the test is never skipped.
+if (!existsSync(CHROMIUM)) throw new Error(`the browser test needs Debian's chromium at ${CHROMIUM}: apt-get install chromium`)
 const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
+  executablePath: CHROMIUM,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 })
 t.teardown(async () => await browser.close())
