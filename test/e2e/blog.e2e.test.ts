@@ -7,13 +7,14 @@ import { ADMIN_PASSWORD, ADMIN_USER, buildBlog } from '../demo-blog/fixtures/blo
 
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url))
 
+const CHROMIUM = '/usr/bin/chromium'
+// A failure that says what to do, not playwright's; the test is never skipped.
+if (!existsSync(CHROMIUM)) throw new Error(`the browser test needs Debian's chromium at ${CHROMIUM}: apt-get install chromium`)
+
 const redis = await redisForTest(t)
 const app = await buildBlog(t, redis)
 const base = (await app.listen({ host: '127.0.0.1', port: 0 })).replace(/\/$/, '')
 
-const CHROMIUM = '/usr/bin/chromium'
-// A failure that says what to do, not playwright's; the test is never skipped.
-if (!existsSync(CHROMIUM)) throw new Error(`the browser test needs Debian's chromium at ${CHROMIUM}: apt-get install chromium`)
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync']
