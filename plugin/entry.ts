@@ -67,8 +67,12 @@ function frame (kind: number, header: object, body: Buffer | string, bodyBytes =
   out[4] = kind
   out.writeUInt32BE(headerBytes, 5)
   out.write(headerJson, PREAMBLE_BYTES, 'utf8')
-  if (typeof body === 'string') out.write(body, PREAMBLE_BYTES + headerBytes, 'utf8')
-  else body.copy(out, PREAMBLE_BYTES + headerBytes)
+  const written = typeof body === 'string'
+    ? out.write(body, PREAMBLE_BYTES + headerBytes, 'utf8')
+    : body.copy(out, PREAMBLE_BYTES + headerBytes)
+  // The buffer is not zeroed: a body shorter than announced would store (and send) whatever memory held before.
+  const actual = typeof body === 'string' ? written : body.length
+  if (written !== bodyBytes || actual !== bodyBytes) throw new RangeError(`the body is ${actual} bytes, not the ${bodyBytes} announced`)
   return out
 }
 

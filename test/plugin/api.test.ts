@@ -131,9 +131,11 @@ t.test('clear() removes the plugin\'s prefix and leaves every other key alone', 
 })
 
 t.test('clear() uses SCAN and UNLINK, never KEYS or FLUSHDB', async (t) => {
-  const app = await build(t, { redis })
+  // Its own server: MONITOR sees every client's commands, and on a shared one other tests' KEYS or DEL would show.
+  const { redis: own, client: ownClient } = await redisForFile(t, { own: true })
+  const app = await build(t, { redis: own })
   for (let i = 0; i < 1_200; i++) await app.cache.set(`bulk-${i}`, i)
-  const monitor = await client.monitor()
+  const monitor = await ownClient.monitor()
   const commands: string[] = []
   monitor.on('monitor', (_time: string, args: string[]) => commands.push(String(args[0]).toLowerCase()))
   t.equal(await app.cache.clear(), 1_200)

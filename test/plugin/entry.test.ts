@@ -27,7 +27,9 @@ t.test('a string body is framed as its UTF-8 bytes, once, and the body handed ba
   const framed = framePage(meta, text)
   const asBytes = Buffer.from(text)
   t.ok(framed.body.equals(asBytes))
-  t.equal(framed.body.buffer, framed.bytes.buffer, 'a view, not a copy')
+  t.equal(framed.body.buffer, framed.bytes.buffer)
+  t.equal(framed.body.byteOffset, framed.bytes.byteOffset + framed.bytes.length - framed.body.length,
+    'a view of the frame\'s last bytes, not a copy')
   t.ok(framed.bytes.equals(encodePage({ ...page, body: asBytes })), 'the same bytes as framing the encoded body')
   const decoded = decodePage(framed.bytes)
   t.ok(decoded.body.equals(asBytes))
@@ -45,6 +47,10 @@ t.test('a string body is framed as its UTF-8 bytes, once, and the body handed ba
   // A lone surrogate is sent, stored and validated as U+FFFD alike.
   t.equal(etagOf('a\ud800b'), etagOf(Buffer.from('a\ud800b')))
   t.ok(framePage(meta, 'a\ud800b').body.equals(Buffer.from('a\ud800b')))
+  // A length that is not the body's is refused: the frame is not zeroed, and would carry old memory.
+  t.throws(() => framePage(meta, text, asBytes.length + 1), RangeError)
+  t.throws(() => framePage(meta, asBytes, asBytes.length + 1), RangeError)
+  t.throws(() => framePage(meta, asBytes, asBytes.length - 1), RangeError, 'nor is a shorter one, which would cut it')
 })
 
 t.test('defaults for optional header fields', async (t) => {
