@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { childEnv } from '../../test/helpers/child.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -27,7 +28,7 @@ export interface Child {
 }
 
 export function startChild (script: string, config: unknown, name: string): Child {
-  const env: NodeJS.ProcessEnv = { ...process.env, STRESS_CONFIG: JSON.stringify(config) }
+  const env = childEnv({ STRESS_CONFIG: JSON.stringify(config) })
   delete env.REDIS_URL // a child only ever talks to the servers the runner started
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script)], {
     cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe']

@@ -14,6 +14,7 @@ import { redisForTest } from '../helpers/redis.js'
 import { ADMIN_PASSWORD, ADMIN_USER, tempDir } from '../demo-blog/fixtures/blog.js'
 import { Client, csrfIn, indexEntries, unescapeHtml, type Instance } from './fixtures/client.js'
 import { blogFleet, BusWatch } from './fixtures/pair.js'
+import { childEnv } from '../helpers/child.js'
 
 const WRITERS = 20
 const OPS_PER_WRITER = 5
@@ -195,7 +196,7 @@ t.test(`two in-process instances, inject: ${WRITERS} writers × ${OPS_PER_WRITER
 
 async function startProcess (env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess, base: string }> {
   const script = fileURLToPath(new URL('./fixtures/blog-server.ts', import.meta.url))
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: childEnv(env), stdio: ['ignore', 'pipe', 'inherit'] })
   const [chunk] = await once(child.stdout as NodeJS.ReadableStream, 'data') as [Buffer]
   return { child, base: `http://127.0.0.1:${Number(chunk.toString().trim())}` }
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { build } from '../helpers/app.js'
 import { RedisStore, type CacheStore, type FastifyCacheOptions, type FieldLock } from '../../plugin/index.js'
 import { fleetLocks, redisForFile, sleep } from '../helpers/redis.js'
+import { childEnv } from '../helpers/child.js'
 
 const { redis, client } = await redisForFile(t)
 
@@ -133,7 +134,7 @@ t.test('a lock holder that fails releases the others, who compute', async (t) =>
 async function startProcess (prefix: string): Promise<{ child: ChildProcess, port: number }> {
   const script = fileURLToPath(new URL('../helpers/fleet-server.ts', import.meta.url))
   const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    env: { ...process.env, REDIS_URL: redis.url, CACHE_PREFIX: prefix },
+    env: childEnv({ REDIS_URL: redis.url, CACHE_PREFIX: prefix }),
     stdio: ['ignore', 'pipe', 'inherit']
   })
   const [chunk] = await once(child.stdout!, 'data') as [Buffer]
