@@ -314,6 +314,6 @@ export class FastifyCache {
 }
 
 function argumentsVariant (args: readonly unknown[]): string {
-  const json = stringify(args)
-  return digest(json ?? '')
+  // An array always stringifies (safe-stable-stringify returns undefined only for undefined, a symbol or a function).
+  return digest(stringify(args))
 }

@@ -216,11 +216,6 @@ function stringList (value: unknown, option: string): string[] {
   return value
 }
 
-export function isCacheStore (value: unknown): value is CacheStore {
-  return typeof value === 'object' && value !== null &&
-    REQUIRED_STORE_METHODS.every((name) => typeof (value as Record<string, unknown>)[name] === 'function')
-}
-
 function isRedisClient (value: unknown): value is RedisClient {
   if (typeof value !== 'object' || value === null) return false
   const client = value as Record<string, unknown>
