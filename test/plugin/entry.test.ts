@@ -61,14 +61,26 @@ t.test('defaults for optional header fields', async (t) => {
 
 t.test('corrupt or foreign bytes are coded errors', async (t) => {
   const good = encodePage(page)
-  const cases: Array<[string, Buffer]> = [
-    ['garbage', Buffer.from('hello world, not an entry')],
-    ['empty', Buffer.alloc(0)],
-    ['truncated', good.subarray(0, 20)],
-    ['a value read as a page', encodeValue('k', 1, 1000)],
-    ['a broken header', Buffer.concat([good.subarray(0, 9), Buffer.from('{nope'), Buffer.alloc(100)])]
+  const headerBytes = good.readUInt32BE(5)
+  // Bytes of the right length whose header is not JSON.
+  const brokenHeader = Buffer.from(good)
+  brokenHeader.write('{nope'.padEnd(headerBytes), 9)
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['garbage', Buffer.from('hello world, not an entry'), /missing the FCE1 preamble/],
+    ['empty', Buffer.alloc(0), /missing the FCE1 preamble/],
+    ['truncated', good.subarray(0, 20), /truncated header/],
+    ['a header longer than the bytes', Buffer.concat([good.subarray(0, 9), Buffer.from('{nope'), Buffer.alloc(100)]),
+      /truncated header/],
+    ['a value read as a page', encodeValue('k', 1, 1000), /expected a page entry/],
+    ['a broken header', brokenHeader, /unreadable header/]
   ]
-  for (const [name, bytes] of cases) t.throws(() => decodePage(bytes), { code: 'FST_CACHE_CORRUPT_ENTRY' }, name)
+  for (const [name, bytes, message] of cases) {
+    t.throws(() => decodePage(bytes), { code: 'FST_CACHE_CORRUPT_ENTRY', message }, name)
+  }
+  const brokenValueHeader = encodeValue('k', 'abc', 1000)
+  brokenValueHeader.write('x'.repeat(brokenValueHeader.readUInt32BE(5)), 9)
+  t.throws(() => decodeValue(brokenValueHeader), { code: 'FST_CACHE_CORRUPT_ENTRY', message: /unreadable header/ },
+    'a value\'s header likewise')
   const badHeader = Buffer.from(good)
   badHeader.write('{"c":1,"t":2,"s":"x"}'.padEnd(badHeader.readUInt32BE(5)), 9)
   t.throws(() => decodePage(badHeader), { code: 'FST_CACHE_CORRUPT_ENTRY' }, 'a header of the wrong shape')
