@@ -1,4 +1,6 @@
 import t from 'tap'
+import { FST_CACHE_CORRUPT_ENTRY, MemoryStore, toStoreKey } from '../../plugin/index.js'
+import { encodeValue } from '../../plugin/entry.js'
 import { build } from '../helpers/app.js'
 import { redisForFile, sleep, startRedis } from '../helpers/redis.js'
 
@@ -50,6 +52,16 @@ for (const backend of ['redis', 'memory'] as const) {
     const keys = await cache.keys()
     t.same(keys.map(({ key }) => key).sort(), ['once', 'str', 'user:1'])
     t.ok(keys.every(({ ttlMs }) => ttlMs > 0))
+  })
+
+  t.test(`${backend}: keys() leaves the tag indexes out unless internal keys are asked for`, async (t) => {
+    const app = await build(t, backend === 'redis' ? { redis } : {})
+    await app.cache.set('tagged', 1, { tags: ['post:1'] })
+    t.same((await app.cache.keys()).map(({ key }) => key), ['tagged'])
+    const all = await app.cache.keys({ internal: true })
+    t.same(all.map(({ key }) => key).sort(), ['__tags/post:1', 'tagged'])
+    t.equal(all.find(({ key }) => key === '__tags/post:1')?.variants, 1, 'the index has one member')
+    t.equal(all.find(({ key }) => key === 'tagged')?.variants, undefined, 'a plain value has no variants')
   })
 
   t.test(`${backend}: wrap computes once under concurrency`, async (t) => {
@@ -164,4 +176,70 @@ t.test('direct API calls reject with coded errors when Redis is down', async (t)
   const memo = app.cache.memoize(async (n: number) => n * 2, { name: 'double' })
   t.equal(await memo(21), 42, 'memoize fails open')
   await own.restart()
+})
+
+t.test('a value the store still holds reads as missing when it is corrupt or past its ttl; the corrupt one is logged', async (t) => {
+  const lines: string[] = []
+  const app = await build(t, { redis, logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } } })
+  const cache = app.cache
+  // Written behind the plugin's back with no expiry in Redis: only the entry itself can tell.
+  await client.set(toStoreKey(cache.prefix, 'corrupt'), Buffer.from('not a fastify-cache entry'))
+  await client.set(toStoreKey(cache.prefix, 'expired'), encodeValue('expired', 'old', 1_000, Date.now() - 60_000))
+  await client.set(toStoreKey(cache.prefix, 'fresh'), encodeValue('fresh', 'new', 60_000))
+  const before = cache.stats()
+  const unreadable = (): string[] => lines.filter((line) => line.includes('fastify-cache: unreadable value treated as missing'))
+  t.equal(await cache.get('expired'), undefined)
+  t.same(unreadable(), [], 'an expired value is not an error')
+  t.equal(await cache.get('corrupt'), undefined)
+  t.equal(unreadable().length, 1, 'a corrupt one is')
+  t.same(await cache.getMany(['fresh', 'expired', 'corrupt']), ['new', undefined, undefined])
+  const after = cache.stats()
+  t.equal(after.misses - before.misses, 4, 'each counts as a miss')
+  t.equal(after.hits - before.hits, 1)
+  t.equal(await cache.has('expired'), true, 'Redis still holds it: its header decided')
+
+  const warnings = unreadable().map((line) => JSON.parse(line) as { cacheFailure?: string, err?: { code?: string, message?: string } })
+  t.equal(warnings.length, 1, 'logged once within the error log interval, though read twice')
+  t.equal(warnings[0]?.cacheFailure, 'decode')
+  t.equal(warnings[0]?.err?.code, 'FST_CACHE_CORRUPT_ENTRY')
+  t.match(warnings[0]?.err?.message, /missing the FCE1 preamble/)
+
+  let computed = 0
+  t.equal(await cache.wrap('corrupt', () => { computed++; return 'recomputed' }), 'recomputed')
+  t.equal(computed, 1, 'wrap computes over an unreadable value')
+})
+
+t.test('a store failing its own way still rejects with a coded error', async (t) => {
+  let failure: () => Promise<never> = async () => await new Promise<never>(() => {})
+  class FailingStore extends MemoryStore {
+    override async get (_key: string): Promise<Buffer | undefined> {
+      return await failure()
+    }
+  }
+  const app = await build(t, { cache: { store: new FailingStore({ maxBytes: 1e6 }), operationTimeoutMs: 100 } })
+
+  await t.rejects(app.cache.get('k'), { code: 'FST_CACHE_TIMEOUT', message: 'fastify-cache: store get took longer than 100ms' },
+    'a hung store times out, and the timeout is not re-wrapped')
+
+  failure = async () => await Promise.reject('disk on fire') // eslint-disable-line prefer-promise-reject-errors
+  let err = await app.cache.get('k').catch((e: unknown) => e) as Error & { code: string }
+  t.equal(err.code, 'FST_CACHE_STORE_ERROR')
+  t.equal(err.message, 'fastify-cache: store get failed: disk on fire', 'a thrown string is the message')
+  t.equal(err.cause, 'disk on fire')
+
+  failure = async () => await Promise.reject(null) // eslint-disable-line prefer-promise-reject-errors
+  err = await app.cache.get('k').catch((e: unknown) => e) as Error & { code: string }
+  t.equal(err.code, 'FST_CACHE_STORE_ERROR')
+  t.equal(err.message, 'fastify-cache: store get failed: null')
+
+  const diskFull = Object.assign(new Error('no space left'), { code: 'ENOSPC' })
+  failure = async () => { throw diskFull }
+  err = await app.cache.get('k').catch((e: unknown) => e) as Error & { code: string }
+  t.equal(err.code, 'FST_CACHE_STORE_ERROR', 'a code of another kind is wrapped')
+  t.equal(err.message, 'fastify-cache: store get failed: no space left')
+  t.equal(err.cause, diskFull)
+
+  const corrupt = new FST_CACHE_CORRUPT_ENTRY('from the store')
+  failure = async () => { throw corrupt }
+  t.equal(await app.cache.get('k').catch((e: unknown) => e), corrupt, 'a coded error passes through as it is')
 })
