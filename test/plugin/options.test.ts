@@ -1,8 +1,11 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
-import fastifyCache, { DEFAULT_LOOKUP_TIMEOUT_MS, DEFAULT_PREFIX, DEFAULT_TTL_SECONDS, MemoryStore } from '../../plugin/index.js'
+import fastifyCache, {
+  DEFAULT_LOOKUP_TIMEOUT_MS, DEFAULT_PREFIX, DEFAULT_TTL_SECONDS, MemoryStore, toStoreKey
+} from '../../plugin/index.js'
 import type { FieldLock } from '../../plugin/index.js'
 import { normalizeOptions, normalizeRouteOptions } from '../../plugin/options.js'
+import { sleep, startRedis } from '../helpers/redis.js'
 
 t.test('defaults', async (t) => {
   const options = normalizeOptions(undefined)
@@ -42,6 +45,8 @@ const badPluginOptions: Array<[string, Record<string, unknown>]> = [
   ['memory', { memory: 'big' }],
   ['memory.maxBytes', { memory: { maxBytes: 0 } }],
   ['maxBodyBytes', { maxBodyBytes: 1.5 }],
+  ['singleFlight', { singleFlight: 'cluster' }],
+  ['redis', { redis: null }],
   ['timeout', { timeout: 10 }]
 ]
 
@@ -57,6 +62,24 @@ t.test('the error names the option and the Flask-Caching equivalent', async (t) 
   t.throws(() => normalizeOptions({ timeout: 1 } as never), /invalid option "timeout".*"timeout" is "ttl"/)
   t.throws(() => normalizeOptions({ defaultTtl: -5 }), /defaultTtl.*-5/)
   t.throws(() => normalizeOptions({ store: { get () {} } } as never), /missing: set, add, has, delete, getField, lockField, unlockField/)
+})
+
+t.test('the error says what was given, whatever it was', async (t) => {
+  const cases: Array<[unknown, string, RegExp]> = [
+    [{ defaultTtl: () => 300 }, 'defaultTtl', /expected a positive number, got a function$/],
+    [{ redis: null }, 'redis', /expected an ioredis client, Cluster or URL, got null$/],
+    [{ redis: 42 }, 'redis', /expected an ioredis client, Cluster or URL, got 42$/],
+    [{ singleFlight: 'cluster' }, 'singleFlight', /invalid option "singleFlight": expected one of 'fleet', 'process', got "cluster"$/],
+    [42, 'options', /expected an object$/],
+    ['fleet', 'options', /expected an object$/]
+  ]
+  for (const [input, option, message] of cases) {
+    t.throws(() => normalizeOptions(input as never), { code: 'FST_CACHE_INVALID_OPTION', option, message }, String(message))
+  }
+  t.equal(normalizeOptions({ singleFlight: 'process' }).singleFlight, 'process')
+  t.equal(normalizeOptions({}).singleFlight, 'fleet')
+  t.equal(normalizeOptions({ tagPruneIntervalMs: 0 }).tagPruneIntervalMs, 0, '0 turns the sweep off')
+  t.equal(normalizeOptions({ tagPruneIntervalMs: 1_000 }).tagPruneIntervalMs, 1_000)
 })
 
 const badRouteOptions: Array<[string, unknown]> = [
@@ -156,4 +179,84 @@ t.test('it cannot share an instance with another `cache` decorator', async (t) =
   t.teardown(async () => await app.close())
   app.decorate('cache', {} as never)
   await t.rejects(async () => await app.register(fastifyCache, { store: 'memory' }), { code: 'FST_ERR_DEC_ALREADY_PRESENT' })
+})
+
+t.test('forceUpdate: true recomputes every request and stores each response; false is the default', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(fastifyCache, { store: 'memory' })
+  let calls = 0
+  app.get('/always', { config: { cache: { key: 'shared', forceUpdate: true } } }, async () => `page ${++calls}`)
+  app.get('/reader', { config: { cache: { key: 'shared' } } }, async () => 'the reader never computes')
+  app.get('/never', { config: { cache: { forceUpdate: false } } }, async () => `never ${++calls}`)
+  for (const n of [1, 2, 3]) {
+    const forced = await app.inject('/always')
+    t.equal(forced.headers['x-cache'], 'MISS')
+    t.equal(forced.body, `page ${n}`, 'the handler runs every time')
+  }
+  const read = await app.inject('/reader')
+  t.equal(read.headers['x-cache'], 'HIT')
+  t.equal(read.body, 'page 3', 'each forced response replaced the stored one')
+  t.equal((await app.inject('/never')).headers['x-cache'], 'MISS')
+  const cached = await app.inject('/never')
+  t.equal(cached.headers['x-cache'], 'HIT')
+  t.equal(cached.body, 'never 4')
+  t.equal(calls, 4)
+})
+
+t.test('a custom store with close() is closed with the app', async (t) => {
+  class ClosingStore extends MemoryStore {
+    closes = 0
+    async close (): Promise<void> {
+      this.closes++
+    }
+  }
+  const store = new ClosingStore({ maxBytes: 1e6 })
+  const app = Fastify()
+  await app.register(fastifyCache, { store })
+  await app.ready()
+  t.equal(app.cache.storeKind, 'custom')
+  t.equal(store.closes, 0)
+  await app.close()
+  t.equal(store.closes, 1)
+})
+
+async function taggedMembers (t: Test, tagPruneIntervalMs: number): Promise<{ members: () => Promise<string[]>, long: string }> {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(fastifyCache, { store: 'memory', tagPruneIntervalMs })
+  await app.cache.set('short', 1, { ttl: 0.05, tags: ['t'] })
+  await app.cache.set('long', 2, { ttl: 60, tags: ['t'] })
+  const index = toStoreKey(app.cache.prefix, '__tags/t')
+  const members = async (): Promise<string[]> => (await app.cache.store.fields(index)).sort()
+  const long = toStoreKey(app.cache.prefix, 'long')
+  t.same(await members(), [long, toStoreKey(app.cache.prefix, 'short')].sort(), 'both entries are in the tag index')
+  return { members, long }
+}
+
+t.test('tag indexes are swept every tagPruneIntervalMs', async (t) => {
+  const { members, long } = await taggedMembers(t, 30)
+  const deadline = Date.now() + 5_000
+  while ((await members()).length > 1 && Date.now() < deadline) await sleep(20)
+  t.same(await members(), [long], 'the expired member was dropped, the live one kept')
+})
+
+t.test('tagPruneIntervalMs: 0 never sweeps', async (t) => {
+  const { members, long } = await taggedMembers(t, 0)
+  await sleep(300)
+  t.equal((await members()).length, 2, 'the expired member is still listed')
+  t.ok((await members()).includes(long))
+})
+
+t.test('a bus that cannot subscribe in time does not hold registration: it is logged, and stays down', async (t) => {
+  const dead = await startRedis([], { own: true })
+  t.teardown(async () => await dead.stop())
+  await dead.kill()
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } } })
+  t.teardown(async () => await app.close())
+  await app.register(fastifyCache, { redis: dead.url, bus: true, l1: true, operationTimeoutMs: 200 })
+  await app.ready()
+  t.ok(lines.some((line) => line.includes('fastify-cache: the invalidation bus is not up yet; L1 stays off until it is')))
+  t.equal(app.cache.stats().bus?.connected, false)
 })
