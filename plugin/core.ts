@@ -148,10 +148,10 @@ export class CacheCore {
       if (isReplyError(err)) this.answered(ticket, started, late, log)
       else this.breakerFailure(log, err, ticket)
       this.warn(log, kind, err, `fastify-cache: store ${kind} failed; serving without the cache`)
-      return undefined
     } finally {
       stopBudget?.()
     }
+    return undefined
   }
 
   /** The store answered (a value, or an error of its own): in time, that is health. */
@@ -331,7 +331,8 @@ export class CacheCore {
     const members = await Promise.all(tagKeys.map(async (key) => await this.store.fields(key)))
     const keys = [...new Set(members.flat())]
     const purged = await this.purge([...keys, ...tagKeys], tags)
-    return purged - tagKeys.filter((_key, i) => (members[i] ?? []).length > 0).length
+    // A tag index that listed members was one of the keys purged: count only the entries.
+    return purged - members.filter((names) => names.length > 0).length
   }
 
   /**

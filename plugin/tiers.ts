@@ -29,10 +29,6 @@ export class LocalTier {
     })
   }
 
-  get size (): number {
-    return this.lru.size
-  }
-
   get (id: string): LocalEntry | undefined {
     return this.enabled ? this.lru.get(id) : undefined
   }
@@ -122,7 +118,7 @@ export class InvalidationBus {
     this.log = log
     this.subscriber = (publisher as { duplicate: () => RedisClient }).duplicate()
     this.subscriber.on('error', (err: Error) => this.log.debug({ err }, 'fastify-cache: bus connection error'))
-    this.subscriber.on('message', (channel: string, text: string) => this.receive(channel, text))
+    this.subscriber.on('message', (_channel: string, text: string) => this.receive(text))
     // ioredis resubscribes by itself after a reconnect and then reports ready again.
     this.subscriber.on('ready', () => this.setConnected(true))
     for (const event of ['close', 'end', 'reconnecting']) this.subscriber.on(event, () => this.setConnected(false))
@@ -145,8 +141,8 @@ export class InvalidationBus {
     this.onHealth(connected)
   }
 
-  private receive (channel: string, text: string): void {
-    if (channel !== this.channel && channel !== this.ackChannel) return
+  /** A message on the channel or the ack channel: the only two this connection subscribes to. */
+  private receive (text: string): void {
     let message: BusMessage
     try {
       message = JSON.parse(text) as BusMessage

@@ -148,3 +148,13 @@ t.test('failOpen judges the store, not the event loop', async (t) => {
     t.equal(core.breaker.state, 'open', 'and its late answer does not close the breaker (the cooldown runs from the end of the budget)')
   })
 })
+
+t.test('lockPage with the breaker open neither takes a lock nor waits for one: compute without it', async (t) => {
+  const store = new MemoryStore({ maxBytes: 1_000_000 })
+  const core = new CacheCore(store, normalizeOptions({ breaker: { threshold: 1, cooldownMs: 60_000 } }), Fastify({ logger: false }).log)
+  await core.failOpen('lookup', async () => await Promise.reject(new Error('down')), 20)
+  t.equal(core.breaker.state, 'open')
+  t.same(await core.lockPage('page', 'v'), { held: false })
+  t.equal(core.counters.skipped, 1, 'the store was not asked')
+  t.equal(await store.lockField('page', 'v', { token: 'other', ttlMs: 1_000 }), true, 'nothing was locked')
+})

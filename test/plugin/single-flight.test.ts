@@ -1,8 +1,13 @@
 import t from 'tap'
+import Fastify from 'fastify'
+import { CacheCore } from '../../plugin/core.js'
+import { encodePage } from '../../plugin/entry.js'
+import { normalizeOptions } from '../../plugin/options.js'
+import { RedisStore } from '../../plugin/stores/redis.js'
 import { build } from '../helpers/app.js'
-import { redisForFile, sleep } from '../helpers/redis.js'
+import { fleetLocks, redisForFile, sleep } from '../helpers/redis.js'
 
-const { redis } = await redisForFile(t)
+const { redis, client } = await redisForFile(t)
 
 t.test('100 concurrent cold requests run the handler once and all get the same response', async (t) => {
   const app = await build(t, { redis })
@@ -72,4 +77,63 @@ t.test('a leader that never replies releases its waiters after lockTimeoutMs', a
   const [first, second] = await Promise.all([app.inject('/hijack'), (async () => { await sleep(10); return await app.inject('/hijack') })()])
   t.equal(first.body, 'hijacked')
   t.equal(second.body, 'normal', 'the waiter gave up waiting and computed')
+})
+
+t.test('awaitFleet: a waiter on another process\'s lock', async (t) => {
+  const log = Fastify({ logger: false }).log
+  const store = new RedisStore(client)
+  const coreWith = (lockTimeoutMs: number): CacheCore => new CacheCore(store, normalizeOptions({ lockTimeoutMs }), log)
+  const holder = { token: 'holder', ttlMs: 5_000 }
+  let n = 0
+  /** A page key of its own, locked by `holder`, with another variant stored so the key outlives short locks. */
+  const lockedKey = async (ttlMs = holder.ttlMs): Promise<string> => {
+    const key = `${redis.prefix}await-${++n}`
+    await store.setField(key, 'other', Buffer.from('x'), 60_000, 10)
+    t.equal(await store.lockField(key, 'v', { ...holder, ttlMs }), true)
+    return key
+  }
+  const page = encodePage({
+    status: 200, headers: {}, body: Buffer.from('the holder\'s page'), createdAt: Date.now(), ttlMs: 60_000, etag: '"e"', staleMs: 0, tags: []
+  })
+
+  t.test('gets the page its holder stores', async (t) => {
+    const key = await lockedKey()
+    setTimeout(() => { store.setField(key, 'v', page, 60_000, 10, undefined, undefined, holder.token).catch(t.error) }, 30)
+    const waited = await coreWith(5_000).awaitFleet(key, 'v', log)
+    t.equal(waited.entry?.body.toString(), "the holder's page")
+    t.equal(waited.token, undefined, 'and computes nothing')
+  })
+
+  t.test('takes over the lock of a holder that died, with the version of now', async (t) => {
+    const key = await lockedKey(50)
+    const waited = await coreWith(5_000).awaitFleet(key, 'v', log)
+    t.type(waited.token, 'string')
+    t.equal(waited.version, 0)
+    t.same(await fleetLocks(client, key), [`${key} v`], 'the lock is the waiter\'s now')
+    t.equal(await store.unlockField(key, 'v', waited.token as string), true)
+  })
+
+  t.test('computes without a lock once the holder released it without a page', async (t) => {
+    const key = await lockedKey()
+    setTimeout(() => { store.unlockField(key, 'v', holder.token).catch(t.error) }, 30)
+    t.same(await coreWith(5_000).awaitFleet(key, 'v', log), {})
+    t.same(await fleetLocks(client, key), [], 'and takes none')
+  })
+
+  t.test('stops waiting when the key turns to foreign data (which carries no lock)', async (t) => {
+    const key = await lockedKey()
+    setTimeout(() => { client.set(key, 'not a page hash').catch(t.error) }, 30)
+    const started = Date.now()
+    t.same(await coreWith(5_000).awaitFleet(key, 'v', log), {})
+    t.ok(Date.now() - started < 2_000, 'long before lockTimeoutMs')
+  })
+
+  t.test('gives up after its own lockTimeoutMs on a lock that lives longer', async (t) => {
+    const key = await lockedKey(10_000)
+    const started = Date.now()
+    t.same(await coreWith(100).awaitFleet(key, 'v', log), {}, 'neither a page nor a lock: compute without one')
+    const waited = Date.now() - started
+    t.ok(waited >= 100 && waited < 2_000, `waited ${waited} ms`)
+    t.equal(await store.lockField(key, 'v', { token: 'other', ttlMs: 5_000 }), false, "the holder's lock is left alone")
+  })
 })

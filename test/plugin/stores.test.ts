@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap'
-import { Redis } from 'ioredis'
-import { MemoryStore, RedisStore } from '../../plugin/index.js'
+import { Cluster, Redis } from 'ioredis'
+import { MemoryStore, RedisStore, type CacheStore } from '../../plugin/index.js'
+import { startCluster } from '../helpers/cluster.js'
 import { runStoreContract } from '../helpers/store-contract.js'
-import { redisForFile, sleep } from '../helpers/redis.js'
+import { freePort, redisForFile, sleep } from '../helpers/redis.js'
 import { startSentinel } from '../helpers/sentinel.js'
 
 const { redis, client } = await redisForFile(t)
@@ -132,4 +133,110 @@ t.test('RedisStore.delete on many keys in one call', async (t) => {
   const keys = Array.from({ length: 20 }, (_, i) => `${redis.prefix}many-${i}`)
   for (const key of keys) await store.set(key, Buffer.from('x'), 10_000)
   t.equal(await store.delete(keys, 0), 20)
+})
+
+/** Both stores, for behaviours they must share; `exists` looks behind the store's back. */
+const bothStores: Array<[string, () => { store: CacheStore, prefix: string, exists: (key: string) => Promise<boolean> }]> = [
+  ['MemoryStore', () => {
+    const store = new MemoryStore({ maxBytes: 1024 * 1024 })
+    // An empty item the store kept still takes its share of the byte bound.
+    return { store, prefix: 'mem-parity:', exists: async () => store.calculatedSize > 0 }
+  }],
+  ['RedisStore', () => ({
+    store: new RedisStore(client), prefix: redis.prefix + 'parity:', exists: async (key) => await client.exists(key) === 1
+  })]
+]
+
+for (const [name, make] of bothStores) {
+  t.test(`${name}: a waiter's lookup (takeOverOnly) takes a lock only from a holder that died`, async (t) => {
+    const { store, prefix } = make()
+    const key = prefix + 'take-over'
+    const waiter = (token: string): { token: string, ttlMs: number, takeOverOnly: true } => ({ token, ttlMs: 5_000, takeOverOnly: true })
+    await store.setField(key, 'other', Buffer.from('another variant keeps the key alive'), 60_000, 10)
+    const released = await store.getField(key, 'v', waiter('w1'))
+    t.same([released.lock, released.value], ['free', undefined], 'missing with no lock: released by a holder that stored nothing')
+    t.equal(await store.lockField(key, 'v', { token: 'holder', ttlMs: 60 }), true, 'and the waiter locked nothing')
+    t.equal((await store.getField(key, 'v', waiter('w2'))).lock, 'held', 'a live lock is waited for')
+    await sleep(100)
+    t.equal((await store.getField(key, 'v', waiter('w3'))).lock, 'taken', 'an expired one is taken over')
+    t.equal(await store.unlockField(key, 'v', 'holder'), false, 'the dead holder no longer owns it')
+    t.equal(await store.unlockField(key, 'v', 'w3'), true, 'the waiter does')
+  })
+
+  t.test(`${name}: a lock outlives the key it was taken on`, async (t) => {
+    const { store, prefix } = make()
+    const key = prefix + 'short-key'
+    await store.setField(key, 'a', Buffer.from('page'), 50, 10)
+    t.equal(await store.lockField(key, 'b', { token: 'holder', ttlMs: 5_000 }), true)
+    await sleep(120)
+    t.equal(await store.lockField(key, 'b', { token: 'other', ttlMs: 5_000 }), false, 'still held after the 50 ms the key was written for')
+    t.equal(await store.unlockField(key, 'b', 'holder'), true)
+  })
+
+  t.test(`${name}: deleting the last variant of a key`, async (t) => {
+    const { store, prefix, exists } = make()
+    const plain = prefix + 'last-plain'
+    await store.setField(plain, 'a', Buffer.from('page'), 60_000, 10)
+    t.equal(await store.deleteField(plain, 'a'), true)
+    t.equal(await exists(plain), false, 'a key never deleted and not locked goes with it')
+
+    const purged = prefix + 'last-purged'
+    await store.delete([purged], 60_000)
+    t.equal((await store.getField(purged, 'a')).version, 1)
+    t.equal(await store.setField(purged, 'a', Buffer.from('page'), 60_000, 10, 1), true)
+    t.equal(await store.deleteField(purged, 'a'), true)
+    t.equal((await store.getField(purged, 'a')).version, 1, 'a deleted key keeps its version')
+    t.equal(await store.setField(purged, 'a', Buffer.from('older'), 60_000, 10, 0), false, 'so a write read before the delete is still refused')
+
+    const locked = prefix + 'last-locked'
+    await store.setField(locked, 'a', Buffer.from('page'), 60_000, 10)
+    t.equal(await store.lockField(locked, 'b', { token: 'holder', ttlMs: 5_000 }), true)
+    t.equal(await store.deleteField(locked, 'a'), true)
+    t.equal(await store.lockField(locked, 'b', { token: 'other', ttlMs: 5_000 }), false, 'a lock on another variant stays')
+    t.equal(await store.unlockField(locked, 'b', 'holder'), true)
+  })
+}
+
+t.test('RedisStore: a version field that is not a number is foreign data, read as a miss and replaced', async (t) => {
+  const store = new RedisStore(client)
+  const key = redis.prefix + 'bad-version'
+  await client.hset(key, ' version', 'not a number', 'v', 'not ours')
+  t.same(await store.getField(key, 'v'), { value: undefined, version: 0, foreign: true })
+  t.equal(await store.setField(key, 'v', Buffer.from('ours'), 60_000, 10), true)
+  const read = await store.getField(key, 'v')
+  t.same([read.value?.toString(), read.version, read.foreign], ['ours', 0, undefined])
+  t.same(await client.hkeys(key), ['v'], 'the foreign bookkeeping is gone')
+})
+
+t.test('RedisStore on a Cluster client not yet connected (lazyConnect) that cannot reach a node: list() gives up', async (t) => {
+  const cluster = new Cluster([{ host: '127.0.0.1', port: await freePort() }], { lazyConnect: true, clusterRetryStrategy: () => null })
+  cluster.on('error', () => {})
+  t.teardown(() => cluster.disconnect())
+  t.equal(cluster.status, 'wait')
+  const started = Date.now()
+  await t.rejects(new RedisStore(cluster).list('lazy:', 10), /the Redis Cluster client is not ready/)
+  t.ok(Date.now() - started >= 4_900, 'after waiting for the slot map (5 s)')
+})
+
+t.test('RedisStore on a Cluster: clear() connects a lazy client, and rejects when a master refuses the UNLINKs', async (t) => {
+  const cluster = await startCluster(t)
+  const prefix = 'refused:'
+  const seeder = new RedisStore(cluster.createClient())
+  for (let i = 0; i < 30; i++) await seeder.set(`${prefix}${i}`, Buffer.from('x'), 60_000)
+  const lazy = cluster.createClient({ lazyConnect: true })
+  t.equal(lazy.status, 'wait')
+  const store = new RedisStore(lazy)
+  const ports = cluster.nodes.map(({ port }) => port)
+  const holders = await Promise.all(ports.map(async (port) => (await cluster.nodeClient(port).keys(`${prefix}*`)).length))
+  const victim = ports[holders.findIndex((count) => count > 0)] as number
+  const admin = cluster.nodeClient(victim)
+  // No replica can acknowledge: that master refuses every write (NOREPLICAS), UNLINK included, while SCAN still works.
+  await admin.config('SET', 'min-replicas-to-write', '1')
+  await t.rejects(store.clear(prefix), /NOREPLICAS/, 'the refusal is not swallowed')
+  t.ok((await admin.keys(`${prefix}*`)).length > 0, "the refusing master's keys are still there")
+  await admin.config('SET', 'min-replicas-to-write', '0')
+  const left = (await Promise.all(ports.map(async (port) => (await cluster.nodeClient(port).keys(`${prefix}*`)).length)))
+    .reduce((sum, count) => sum + count, 0)
+  t.equal(await store.clear(prefix), left, 'once it accepts writes, clear() removes what was left')
+  t.equal(await store.has(`${prefix}0`), false)
 })

@@ -2,6 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import fastifyCache from '../../plugin/index.js'
+import { BUS_ACK_TIMEOUT_MS, InvalidationBus } from '../../plugin/tiers.js'
 import { build } from '../helpers/app.js'
 import { redisForFile, sleep } from '../helpers/redis.js'
 
@@ -130,4 +131,66 @@ t.test('bad l1 and bus options are coded errors', async (t) => {
     t.teardown(async () => await app.close())
     await t.rejects(async () => await app.register(fastifyCache, input as never), { code: 'FST_CACHE_INVALID_OPTION', option })
   }
+})
+
+/** The bus channel of an app (plugin/index.ts: the prefix, then '__bus'). */
+const channelOf = (prefix: string): string => prefix + '__bus'
+
+t.test('a bus message naming only tags drops the pages carrying them from L1, and only those', async (t) => {
+  const app = await build(t, { redis, cache: { l1: true, bus: true } })
+  app.get('/tagged', { config: { cache: { ttl: 60, tags: ['news'] } } }, async () => 'tagged')
+  app.get('/plain', { config: { cache: { ttl: 60 } } }, async () => 'plain')
+  await app.ready()
+  for (const url of ['/tagged', '/plain']) await app.inject(url)
+  await sleep(20) // L1 takes a page once the store has accepted it
+  for (const url of ['/tagged', '/plain']) await app.inject(url)
+  t.equal(app.cache.stats().l1Hits, 2, 'both pages in L1')
+  // From another publisher, which names the tag alone (no keys).
+  await client.publish(channelOf(app.cache.prefix), JSON.stringify({ from: 'elsewhere', at: Date.now(), tags: ['news'] }))
+  await waitFor(() => (app.cache.stats().bus?.received ?? 0) >= 1)
+  const before = app.cache.stats().l1Hits
+  const tagged = await app.inject('/tagged')
+  t.same([tagged.headers['x-cache'], tagged.body], ['HIT', 'tagged'], 'the tagged page is still served, from Redis')
+  t.equal(app.cache.stats().l1Hits, before, 'not from L1')
+  t.equal((await app.inject('/plain')).headers['x-cache'], 'HIT')
+  t.equal(app.cache.stats().l1Hits, before + 1, 'the untagged page is still in L1')
+})
+
+t.test('an unreadable bus message is logged and ignored; the bus goes on', async (t) => {
+  const lines: Array<{ level: number, msg: string }> = []
+  const app = await build(t, {
+    redis, cache: { l1: true, bus: true }, logger: { level: 'warn', stream: { write: (line: string) => lines.push(JSON.parse(line)) } }
+  })
+  await app.ready()
+  const channel = channelOf(app.cache.prefix)
+  await client.publish(channel, 'not json {')
+  await client.publish(channel, JSON.stringify({ from: 'elsewhere', at: Date.now(), keys: ['k'] }))
+  await waitFor(() => (app.cache.stats().bus?.received ?? 0) >= 1)
+  t.equal(app.cache.stats().bus?.received, 1, 'only the readable message counts')
+  t.same(lines.filter((line) => line.msg.includes('bus message')).map((line) => [line.level, line.msg]),
+    [[40, 'fastify-cache: unreadable bus message ignored']])
+})
+
+t.test('a bus whose own subscriber is not connected counts every listener as another instance, and waits for them', async (t) => {
+  const channel = `${redis.prefix}bus-unit:__bus`
+  const log = Fastify({ logger: false }).log
+  const otherClient = new Redis(redis.url)
+  const other = new InvalidationBus(otherClient, channel, log, () => {}, () => {})
+  await other.start()
+  // lazyConnect: its subscriber (a duplicate of the publisher) never connects, as nothing asks it to subscribe.
+  const publisher = new Redis(redis.url, { lazyConnect: true })
+  const bus = new InvalidationBus(publisher, channel, log, () => {}, () => {})
+  t.teardown(async () => {
+    await bus.close()
+    await other.close()
+    publisher.disconnect()
+    otherClient.disconnect()
+  })
+  t.equal(bus.stats.connected, false)
+  const started = Date.now()
+  await bus.publish({ keys: ['k'] })
+  t.equal(other.stats.received, 1, 'the other instance applied the purge')
+  // Its confirmation cannot reach a subscriber that is down: the purge waits it out rather than return at once.
+  t.equal(bus.stats.ackTimeouts, 1)
+  t.ok(Date.now() - started >= BUS_ACK_TIMEOUT_MS - 10, 'after BUS_ACK_TIMEOUT_MS')
 })
