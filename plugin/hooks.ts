@@ -320,8 +320,8 @@ export function routeHooks (core: CacheCore, route: NormalizedRouteOptions): {
         const freshMs = freshForMs(entry, Date.now())
         if (freshMs > 0) {
           core.counters.hits++
-          // Not when a purge ran during the lookup: the entry may be what it removed.
-          if (generation === core.generation) core.l1?.set(flightId, entry, read?.version ?? 0)
+          // Not when a purge ran during the lookup: the entry may be what it removed. (`read` is set: the entry is its value.)
+          if (generation === core.generation) core.l1?.set(flightId, entry, (read as FieldRead).version)
           return serve(request, reply, entry, 'HIT')
         }
         if (-freshMs < route.staleWhileRevalidateMs) {

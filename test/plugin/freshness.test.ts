@@ -1,6 +1,7 @@
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { build } from '../helpers/app.js'
-import { redisForFile, sleep } from '../helpers/redis.js'
+import { redisForFile, redisForTest, sleep } from '../helpers/redis.js'
 
 const { redis, client } = await redisForFile(t)
 
@@ -165,7 +166,8 @@ t.test('a forged revalidation header does not force a refresh', async (t) => {
 })
 
 t.test('a page computed in one process before a delete in another is never stored', async (t) => {
-  const a = await build(t, { redis, cache: { prefix: `${redis.prefix}shared:` } })
+  // With L1 on, a write the store refused does not reach L1 either: `a` would answer 'old' from it.
+  const a = await build(t, { redis, cache: { prefix: `${redis.prefix}shared:`, l1: true } })
   const b = await build(t, { redis, cache: { prefix: `${redis.prefix}shared:` } })
   let release!: () => void
   const gate = new Promise<void>((resolve) => { release = resolve })
@@ -187,6 +189,111 @@ t.test('a page computed in one process before a delete in another is never store
   t.equal(next.body, 'new', 'but the old page was not stored')
   t.equal(next.headers['x-cache'], 'MISS')
   t.equal((await a.inject('/')).body, 'new')
+  t.equal(a.cache.stats().l1Hits, 0, 'the refused page was never kept in L1')
+})
+
+t.test('stale-while-revalidate across processes: one refreshes the page, the other finds it locked', async (t) => {
+  const prefix = `${redis.prefix}swr-fleet:`
+  const a = await build(t, { redis, cache: { prefix } })
+  const b = await build(t, { redis, cache: { prefix } })
+  let calls = 0
+  for (const app of [a, b]) {
+    app.get('/shared', { config: { cache: { ttl: 0.1, staleWhileRevalidate: 60 } } }, async () => {
+      const n = ++calls
+      if (n > 1) await sleep(200)
+      return `v${n}`
+    })
+  }
+  t.equal((await a.inject('/shared')).body, 'v1')
+  await sleep(150)
+  const fromA = await a.inject('/shared')
+  t.equal(fromA.headers['x-cache'], 'STALE')
+  t.equal(fromA.body, 'v1')
+  await sleep(50) // a's background refresh holds the page's lock while its handler runs
+  const fromB = await b.inject('/shared')
+  t.equal(fromB.headers['x-cache'], 'STALE')
+  t.equal(fromB.body, 'v1')
+  await sleep(400) // a's refresh (a 200ms handler) has ended, as would one b started
+  t.equal(calls, 2, 'one refresh across both processes: b left the page to the holder of its lock')
+  t.equal((await b.inject('/shared')).body, 'v2', 'b is served the page a refreshed')
+})
+
+t.test('a delete during a lookup keeps the page that lookup found out of L1', async (t) => {
+  const own = await redisForTest(t, [], { own: true }) // paused below
+  const admin = new Redis(own.url)
+  t.teardown(async () => await admin.quit())
+  const prefix = `${own.prefix}l1:`
+  const writer = await build(t, { redis: own, cache: { prefix } })
+  const reader = await build(t, { redis: own, cache: { prefix, l1: true } })
+  let calls = 0
+  for (const app of [writer, reader]) app.get('/p', { config: { cache: true } }, async () => `v${++calls}`)
+  t.equal((await writer.inject('/p')).body, 'v1')
+  t.equal(await writer.cache.has('view//p'), true, 'stored (in the store only: the writer has no L1)')
+
+  // Every command waits for 300ms (well within the lookup budget); UNPAUSE would wait too.
+  await admin.client('PAUSE', 300, 'ALL')
+  const looking = reader.inject('/p')
+  await sleep(50) // the reader's lookup is sent and waits on the paused server
+  const deleting = reader.cache.delete('view//p')
+  const found = await looking
+  t.equal(found.headers['x-cache'], 'HIT', 'the lookup ran before the delete and found the page')
+  t.equal(found.body, 'v1')
+  t.equal(await deleting, true)
+  const next = await reader.inject('/p')
+  t.equal(next.headers['x-cache'], 'MISS', 'the page the delete removed was not kept in L1')
+  t.equal(next.body, 'v2')
+  t.equal(reader.cache.stats().l1Hits, 0)
+})
+
+t.test('a delete while a page is being written keeps that page out of L1', async (t) => {
+  const own = await redisForTest(t, [], { own: true }) // paused below
+  const admin = new Redis(own.url)
+  t.teardown(async () => await admin.quit())
+  const app = await build(t, { redis: own, cache: { l1: true } })
+  let calls = 0
+  app.get('/w', { config: { cache: true } }, async () => {
+    // From here writes wait: the response goes out, and its write lands only after the delete below is issued.
+    if (++calls === 1) await admin.client('PAUSE', 5_000, 'WRITE')
+    return `v${calls}`
+  })
+  const first = await app.inject('/w')
+  t.equal(first.headers['x-cache'], 'MISS')
+  t.equal(first.body, 'v1')
+  const deleting = app.cache.delete('view//w')
+  await admin.client('UNPAUSE')
+  t.equal(await deleting, true, 'the write landed first (one connection keeps order), and the delete removed it')
+  const next = await app.inject('/w')
+  t.equal(next.headers['x-cache'], 'MISS', 'the page written before the delete was not kept in L1')
+  t.equal(next.body, 'v2')
+  t.equal(app.cache.stats().l1Hits, 0)
+})
+
+t.test('L1 on a route with forceUpdate: hits come from L1 once forceUpdate declines, and a forced refresh replaces them', async (t) => {
+  const app = await build(t, { redis, cache: { l1: true } })
+  let calls = 0
+  app.get('/lf', { config: { cache: { forceUpdate: (request) => request.headers['x-refresh'] === '1' } } }, async () => `v${++calls}`)
+  app.get('/la', { config: { cache: { unless: async (request) => request.headers['x-user'] !== undefined } } }, async () => `a${++calls}`)
+  const waitForL1 = async (): Promise<void> => await sleep(50) // L1 takes a page once the store has accepted it
+  t.equal((await app.inject('/lf')).headers['x-cache'], 'MISS')
+  await waitForL1()
+  const hit = await app.inject('/lf')
+  t.equal(hit.headers['x-cache'], 'HIT')
+  t.equal(hit.body, 'v1')
+  t.equal(app.cache.stats().l1Hits, 1, 'served from L1, after forceUpdate was asked')
+  const forced = await app.inject({ url: '/lf', headers: { 'x-refresh': '1' } })
+  t.equal(forced.headers['x-cache'], 'MISS')
+  t.equal(forced.body, 'v2')
+  await waitForL1()
+  const after = await app.inject('/lf')
+  t.equal(after.body, 'v2', 'the forced response replaced the L1 copy')
+  t.equal(app.cache.stats().l1Hits, 2)
+
+  t.equal((await app.inject('/la')).body, 'a3')
+  await waitForL1()
+  const asyncHit = await app.inject('/la')
+  t.equal(asyncHit.body, 'a3')
+  t.equal(app.cache.stats().l1Hits, 3, 'an async unless is settled, then L1 answers')
+  t.equal(calls, 3)
 })
 
 t.test("grace covers a handler that times out (Fastify's handlerTimeout answers 503)", async (t) => {

@@ -1,5 +1,7 @@
 import t from 'tap'
 import { Readable } from 'node:stream'
+import { Redis } from 'ioredis'
+import { RedisStore } from '../../plugin/index.js'
 import { build } from '../helpers/app.js'
 import { redisForFile, sleep } from '../helpers/redis.js'
 
@@ -164,6 +166,63 @@ t.test('a handler etag is kept', async (t) => {
   t.equal((await app.inject('/own')).headers.etag, '"v7"')
 })
 
+t.test('a weak handler etag is kept, and If-None-Match compares it weakly', async (t) => {
+  const app = await build(t, { redis })
+  let calls = 0
+  app.get('/weak', { config: { cache: true } }, async (_request, reply) => { calls++; return reply.header('etag', 'W/"w1"').send('weak') })
+  t.equal((await app.inject('/weak')).headers.etag, 'W/"w1"')
+  const hit = await app.inject('/weak')
+  t.equal(hit.headers['x-cache'], 'HIT')
+  t.equal(hit.headers.etag, 'W/"w1"')
+  for (const header of ['"w1"', 'W/"w1"', '"other", "w1"']) {
+    const response = await app.inject({ url: '/weak', headers: { 'if-none-match': header } })
+    t.equal(response.statusCode, 304, `If-None-Match: ${header}`)
+    t.equal(response.body, '')
+    t.equal(response.headers['x-cache'], 'HIT')
+  }
+  const other = await app.inject({ url: '/weak', headers: { 'if-none-match': 'W/"w2"' } })
+  t.equal(other.statusCode, 200, 'another weak tag does not match')
+  t.equal(other.body, 'weak')
+  t.equal(calls, 1)
+})
+
+t.test('a header with several values is stored and restored as a list', async (t) => {
+  const app = await build(t, { redis })
+  let calls = 0
+  const links = ['</a.css>; rel=preload; as=style', '</b.js>; rel=preload; as=script']
+  app.get('/links', { config: { cache: true } }, async (_request, reply) => {
+    calls++
+    return reply.header('link', links).header('x-count', 3).send('linked')
+  })
+  const miss = await app.inject('/links')
+  t.equal(miss.headers['x-cache'], 'MISS')
+  t.same(miss.headers.link, links)
+  const hit = await app.inject('/links')
+  t.equal(hit.headers['x-cache'], 'HIT')
+  t.same(hit.headers.link, links, 'both values, in order')
+  t.equal(hit.headers['x-count'], '3', 'a number is stored as its string')
+  t.equal(hit.body, 'linked')
+  t.equal(calls, 1)
+})
+
+t.test('an empty reply is stored and served as an empty body', async (t) => {
+  const app = await build(t, { redis })
+  let calls = 0
+  app.get('/empty', { config: { cache: true } }, async (_request, reply) => { calls++; return reply.header('x-empty', 'yes').send() })
+  const miss = await app.inject('/empty')
+  t.equal(miss.statusCode, 200)
+  t.equal(miss.headers['x-cache'], 'MISS')
+  t.equal(miss.body, '')
+  const hit = await app.inject('/empty')
+  t.equal(hit.headers['x-cache'], 'HIT')
+  t.equal(hit.statusCode, 200)
+  t.equal(hit.body, '')
+  t.equal(hit.headers['content-length'], '0')
+  t.equal(hit.headers['x-empty'], 'yes')
+  t.equal(hit.headers.etag, miss.headers.etag)
+  t.equal(calls, 1)
+})
+
 t.test('never stored: set-cookie, no-store, private, 500, 404, POST, authorization, vary *', async (t) => {
   const app = await build(t, { redis })
   const calls: Record<string, number> = {}
@@ -260,6 +319,24 @@ t.test('a throwing unless, key or filter never fails the request', async (t) => 
   }
 })
 
+t.test('a forceUpdate that throws or rejects is logged, and the page is served uncached', async (t) => {
+  const lines: string[] = []
+  const app = await build(t, { redis, logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } } })
+  let calls = 0
+  app.get('/force-throws', { config: { cache: { forceUpdate: () => { throw new Error('sync force bug') } } } }, async () => `served ${++calls}`)
+  app.get('/force-rejects', { config: { cache: { forceUpdate: async () => { throw new Error('async force bug') } } } }, async () => `served ${++calls}`)
+  for (const url of ['/force-throws', '/force-rejects', '/force-throws', '/force-rejects']) {
+    const response = await app.inject(url)
+    t.equal(response.statusCode, 200, url)
+    t.match(response.body, /^served \d$/)
+    t.equal(response.headers['x-cache'], 'BYPASS', `${url} bypasses`)
+  }
+  t.equal(calls, 4, 'every request ran the handler: nothing was stored')
+  t.same(await app.cache.keys(), [])
+  t.equal(app.cache.stats().bypasses, 4)
+  t.ok(lines.some((line) => line.includes('a route cache option threw') && line.includes('sync force bug')), 'the throw is logged')
+})
+
 t.test('an async unless is settled before the key: a rejection is logged, and excluded requests never reach key()', async (t) => {
   const unhandled: unknown[] = []
   const onUnhandled = (reason: unknown): void => { unhandled.push(reason) }
@@ -276,6 +353,8 @@ t.test('an async unless is settled before the key: a rejection is logged, and ex
       }
     }
   }, async () => 'page')
+  let plainCalls = 0
+  app.get('/let-through', { config: { cache: { unless: async () => false } } }, async (request) => `plain ${++plainCalls} ${JSON.stringify(request.query)}`)
   // A query string on a route that keys none: the request bypasses, and the rejection must still be handled.
   for (const url of ['/rejects', '/rejects?x=1']) {
     const response = await app.inject(url)
@@ -287,8 +366,48 @@ t.test('an async unless is settled before the key: a rejection is logged, and ex
   t.equal(keyCalls, 0, 'key() is not called for a request that unless excludes')
   t.equal((await app.inject('/excluded')).headers['x-cache'], 'MISS')
   t.equal(keyCalls, 1)
+  // Let through by unless, then bypassed by the key: an unkeyed query string on a route that keys none.
+  const unkeyed = await app.inject('/let-through?x=1')
+  t.equal(unkeyed.headers['x-cache'], 'BYPASS')
+  t.equal(unkeyed.body, 'plain 1 {"x":"1"}')
+  t.equal((await app.inject('/let-through')).headers['x-cache'], 'MISS', 'the unkeyed request stored nothing')
+  t.equal((await app.inject('/let-through')).body, 'plain 2 {}')
   await sleep(20)
   t.same(unhandled, [], 'no unhandled rejection')
+})
+
+t.test('a custom store that throws instead of rejecting fails that request with a 500: it is answered, not left hanging', async (t) => {
+  // A real Redis store whose unlockField throws synchronously, as a hand-written store's non-async method may.
+  class ThrowingUnlockStore extends RedisStore {
+    override unlockField (): Promise<boolean> { throw new Error('unlockField threw synchronously') }
+  }
+  const storeClient = new Redis(redis.url)
+  t.teardown(async () => { await storeClient.quit().catch(() => {}) })
+  const lines: string[] = []
+  const app = await build(t, {
+    logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } },
+    cache: { store: new ThrowingUnlockStore(storeClient), lockTimeoutMs: 100 }
+  })
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let calls = 0
+  app.get('/slow', { config: { cache: true } }, async () => {
+    const n = ++calls
+    if (n === 1) await gate
+    return `v${n}`
+  })
+  const first = app.inject('/slow')
+  await sleep(250) // the first request's fleet lock (lockTimeoutMs) expires while its handler runs
+  // The second lookup takes the expired lock, finds the first request's computation here, and releases the lock: the
+  // store throws there.
+  const second = await app.inject('/slow')
+  t.equal(second.statusCode, 500)
+  t.equal(calls, 1, 'its handler never ran')
+  t.ok(lines.some((line) => line.includes('unlockField threw synchronously')), 'the error reached Fastify and was logged')
+  release()
+  const done = await first
+  t.equal(done.statusCode, 200)
+  t.equal(done.body, 'v1', 'the first request is unaffected')
 })
 
 t.test('custom keys: a string or a function of the request', async (t) => {
@@ -319,6 +438,30 @@ t.test('streams are buffered under the cap, and passed through above it', async 
   t.equal((await app.inject('/big')).headers['x-cache'], 'BYPASS', 'nothing over the cap is stored')
   t.equal((await app.inject('/big-buffer')).body.length, 2_000)
   t.equal((await app.inject('/big-buffer')).headers['x-cache'], 'BYPASS')
+})
+
+t.test('a web stream is sent as is and never stored', async (t) => {
+  const app = await build(t, { redis })
+  let calls = 0
+  app.get('/web', { config: { cache: true } }, async (_request, reply) => {
+    calls++
+    const stream = new ReadableStream<Uint8Array>({
+      start (controller) {
+        controller.enqueue(new TextEncoder().encode('web '))
+        controller.enqueue(new TextEncoder().encode(`stream ${calls}`))
+        controller.close()
+      }
+    })
+    return reply.type('text/plain').send(stream)
+  })
+  for (const n of [1, 2]) {
+    const response = await app.inject('/web')
+    t.equal(response.statusCode, 200)
+    t.equal(response.body, `web stream ${n}`, 'the whole stream reaches the client')
+    t.equal(response.headers['x-cache'], 'BYPASS')
+  }
+  t.equal(calls, 2)
+  t.same(await app.cache.keys(), [], 'nothing stored')
 })
 
 t.test('JSON replies are cached with their content-type', async (t) => {
