@@ -383,8 +383,14 @@ export class CacheCore {
    * Not behind the breaker: a lock left in place would stall the page for every process.
    */
   unlock (storeKey: string, variant: string, token: string, log?: FastifyBaseLogger): void {
-    this.store.unlockField(storeKey, variant, token)
-      .catch((err: unknown) => this.warn(log, 'unlock', err, 'fastify-cache: a fleet lock could not be released; it expires'))
+    let unlocking: Promise<boolean>
+    try {
+      unlocking = this.store.unlockField(storeKey, variant, token)
+    } catch (err) {
+      // A hand-written store may throw instead of rejecting: the request goes on all the same.
+      unlocking = Promise.reject(err)
+    }
+    unlocking.catch((err: unknown) => this.warn(log, 'unlock', err, 'fastify-cache: a fleet lock could not be released; it expires'))
   }
 
   /**
