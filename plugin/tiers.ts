@@ -6,6 +6,19 @@ import { freshForMs, type PageEntry } from './entry.js'
 
 const ENTRY_OVERHEAD_BYTES = 256
 
+/**
+ * A body that is a view of a larger buffer (ioredis hands back views of the socket read, which holds other replies too;
+ * a page just stored is a view of its frame) is copied into a buffer of its own, once, when L1 takes it: L1 then holds,
+ * and counts against `maxBytes`, only the page's own bytes.
+ */
+function ownBody (entry: PageEntry): PageEntry {
+  const body = entry.body
+  if (body.buffer.byteLength <= body.length + ENTRY_OVERHEAD_BYTES) return entry
+  const own = Buffer.allocUnsafeSlow(body.length)
+  body.copy(own)
+  return { ...entry, body: own }
+}
+
 interface LocalEntry {
   entry: PageEntry
   version: number
@@ -36,7 +49,7 @@ export class LocalTier {
   set (id: string, entry: PageEntry, version: number): void {
     if (!this.enabled) return
     const ttl = Math.min(this.ttlMs, freshForMs(entry, Date.now()))
-    if (ttl >= 1) this.lru.set(id, { entry, version }, { ttl })
+    if (ttl >= 1) this.lru.set(id, { entry: ownBody(entry), version }, { ttl })
   }
 
   /** Drops every variant of the given store keys (ids are `storeKey\nvariant`). */

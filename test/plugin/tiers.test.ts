@@ -2,7 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import fastifyCache from '../../plugin/index.js'
-import { BUS_ACK_TIMEOUT_MS, InvalidationBus } from '../../plugin/tiers.js'
+import { BUS_ACK_TIMEOUT_MS, InvalidationBus, LocalTier } from '../../plugin/tiers.js'
 import { build } from '../helpers/app.js'
 import { redisForFile, sleep } from '../helpers/redis.js'
 
@@ -24,6 +24,24 @@ t.test('L1 serves hot pages from memory, no longer than its ttl', async (t) => {
   const after = await app.inject('/hot')
   t.equal(after.headers['x-cache'], 'MISS', 'after the L1 ttl the store is asked again')
   t.equal(after.body, 'v2')
+})
+
+t.test('L1 holds a page\'s own bytes: a body that is a view of a larger buffer is copied, once', async (t) => {
+  const tier = new LocalTier({ maxBytes: 1_000_000, ttlMs: 60_000 })
+  // ioredis hands back views of its socket reads, which hold other replies too.
+  const socketRead = Buffer.alloc(65_536, 'x')
+  socketRead.write('<p>page</p>', 1_000)
+  const view = socketRead.subarray(1_000, 1_011)
+  const entry = { status: 200, headers: {}, body: view, createdAt: Date.now(), ttlMs: 60_000, etag: '"e"', staleMs: 0, tags: [] }
+  tier.set('view//\n', entry, 1)
+  const held = tier.get('view//\n')?.entry
+  t.equal(held?.body.toString(), '<p>page</p>')
+  t.equal(held?.body.buffer.byteLength, 11, 'a buffer of its own, not the 64 KB read it came in')
+  t.equal(held?.etag, '"e"', 'the rest of the entry is kept')
+  const own = Buffer.allocUnsafeSlow(11)
+  view.copy(own)
+  tier.set('view//about\n', { ...entry, body: own }, 1)
+  t.equal(tier.get('view//about\n')?.entry.body, own, 'a body that owns its buffer is kept as it is')
 })
 
 t.test('L1 fills from a store hit, and stays within its byte bound', async (t) => {
