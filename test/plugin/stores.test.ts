@@ -197,6 +197,24 @@ for (const [name, make] of bothStores) {
   })
 }
 
+t.test('RedisStore: a batch answered with a reply that is not its script\'s fails, rather than hand out wrong pages', async (t) => {
+  // A connection that mixes up replies, for real: Redis answers neither CLIENT REPLY SKIP nor the command after it, so
+  // from then on ioredis hands each command the reply of one sent later.
+  const mixed = new Redis(redis.url)
+  t.teardown(() => mixed.disconnect())
+  await mixed.ping()
+  const store = new RedisStore(mixed)
+  const key = redis.prefix + 'mixed-up'
+  const answered: Array<Promise<unknown>> = [mixed.call('CLIENT', 'REPLY', 'SKIP'), mixed.ping('skipped')]
+  for (const pending of answered) pending.catch(() => {}) // they get what is left, or nothing, when it disconnects
+  const lookup = store.getField(key, 'v', { token: 'tok', ttlMs: 5_000 })
+  await new Promise((resolve) => setImmediate(resolve)) // the batch leaves at the end of this turn of the loop
+  // Two replies are missing, so the batch gets the reply to the second command sent after it.
+  mixed.ping('handed to the first ping').catch(() => {})
+  mixed.ping('handed to the batch').catch(() => {})
+  await t.rejects(lookup, { message: 'unexpected reply to a batch of 1 store calls' })
+})
+
 t.test('RedisStore: a version field that is not a number is foreign data, read as a miss and replaced', async (t) => {
   const store = new RedisStore(client)
   const key = redis.prefix + 'bad-version'
