@@ -37,3 +37,12 @@ export async function build (
   })
   return app
 }
+
+/** One logged line, parsed. */
+export type LogLine = Record<string, unknown> & { level: number, msg: string }
+
+/** A Fastify `logger` option that keeps what is logged at `level` and above, for a test to read. */
+export function logCollector (level = 'info'): { lines: LogLine[], logger: object } {
+  const lines: LogLine[] = []
+  return { lines, logger: { level, stream: { write: (line: string) => lines.push(JSON.parse(line) as LogLine) } } }
+}

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { FST_CACHE_CORRUPT_ENTRY, MemoryStore, toStoreKey } from '../../plugin/index.js'
 import { encodeValue } from '../../plugin/entry.js'
-import { build } from '../helpers/app.js'
+import { build, logCollector, type LogLine } from '../helpers/app.js'
 import { redisForFile, sleep, startRedis } from '../helpers/redis.js'
 
 const { redis, client } = await redisForFile(t)
@@ -179,15 +179,15 @@ t.test('direct API calls reject with coded errors when Redis is down', async (t)
 })
 
 t.test('a value the store still holds reads as missing when it is corrupt or past its ttl; the corrupt one is logged', async (t) => {
-  const lines: string[] = []
-  const app = await build(t, { redis, logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } } })
+  const { lines, logger } = logCollector('warn')
+  const app = await build(t, { redis, logger })
   const cache = app.cache
   // Written behind the plugin's back with no expiry in Redis: only the entry itself can tell.
   await client.set(toStoreKey(cache.prefix, 'corrupt'), Buffer.from('not a fastify-cache entry'))
   await client.set(toStoreKey(cache.prefix, 'expired'), encodeValue('expired', 'old', 1_000, Date.now() - 60_000))
   await client.set(toStoreKey(cache.prefix, 'fresh'), encodeValue('fresh', 'new', 60_000))
   const before = cache.stats()
-  const unreadable = (): string[] => lines.filter((line) => line.includes('fastify-cache: unreadable value treated as missing'))
+  const unreadable = (): LogLine[] => lines.filter((line) => line.msg === 'fastify-cache: unreadable value treated as missing')
   t.equal(await cache.get('expired'), undefined)
   t.same(unreadable(), [], 'an expired value is not an error')
   t.equal(await cache.get('corrupt'), undefined)
@@ -198,7 +198,7 @@ t.test('a value the store still holds reads as missing when it is corrupt or pas
   t.equal(after.hits - before.hits, 1)
   t.equal(await cache.has('expired'), true, 'Redis still holds it: its header decided')
 
-  const warnings = unreadable().map((line) => JSON.parse(line) as { cacheFailure?: string, err?: { code?: string, message?: string } })
+  const warnings = unreadable() as Array<LogLine & { cacheFailure?: string, err?: { code?: string, message?: string } }>
   t.equal(warnings.length, 1, 'logged once within the error log interval, though read twice')
   t.equal(warnings[0]?.cacheFailure, 'decode')
   t.equal(warnings[0]?.err?.code, 'FST_CACHE_CORRUPT_ENTRY')

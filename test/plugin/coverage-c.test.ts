@@ -1,7 +1,7 @@
 import t from 'tap'
 import { MemoryStore, toStoreKey, type CacheStore } from '../../plugin/index.js'
 import { REQUIRED_STORE_METHODS } from '../../plugin/stores/store.js'
-import { build } from '../helpers/app.js'
+import { build, logCollector } from '../helpers/app.js'
 import { sleep } from '../helpers/redis.js'
 
 // Tagged values computed across an invalidation of their tag, on stores without a clock of their own, and a store
@@ -63,9 +63,9 @@ t.test('memory store: a tag invalidated before the computation began does not re
 })
 
 t.test('a store whose clock cannot be read: a tag invalidated up to CLOCK_SKEW_MS before the write refuses it', async (t) => {
-  const lines: Array<{ msg: string }> = []
   const { store, inner } = customStore({ now: async () => await Promise.reject(new Error('no clock')) })
-  const app = await build(t, { cache: { store }, logger: { level: 'warn', stream: { write: (line: string) => lines.push(JSON.parse(line)) } } })
+  const { lines, logger } = logCollector('warn')
+  const app = await build(t, { cache: { store }, logger })
   // Invalidated before the computation began, by the clock: with the store's clock that write would be kept (see the
   // test above); without it, a purge this recent may be later than it looks, so the page is not kept.
   await app.cache.invalidateTags(['t'])

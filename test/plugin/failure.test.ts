@@ -1,14 +1,9 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { build } from '../helpers/app.js'
+import { build, logCollector } from '../helpers/app.js'
 import { redisForTest } from '../helpers/redis.js'
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-
-function logCollector (): { lines: Array<Record<string, unknown>>, logger: object } {
-  const lines: Array<Record<string, unknown>> = []
-  return { lines, logger: { level: 'info', stream: { write: (line: string) => lines.push(JSON.parse(line)) } } }
-}
 
 t.test('Redis killed: requests still succeed, the breaker opens; Redis back: caching resumes', async (t) => {
   const redis = await redisForTest(t, [], { own: true })

@@ -5,6 +5,7 @@ import fastifyCache, {
 } from '../../plugin/index.js'
 import type { FieldLock } from '../../plugin/index.js'
 import { normalizeOptions, normalizeRouteOptions } from '../../plugin/options.js'
+import { logCollector } from '../helpers/app.js'
 import { sleep, startRedis } from '../helpers/redis.js'
 
 t.test('defaults', async (t) => {
@@ -159,13 +160,13 @@ t.test('a custom store is accepted by its method names, and used', async (t) => 
 })
 
 t.test('without Redis the memory store is used and that is logged', async (t) => {
-  const lines: string[] = []
-  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } } })
+  const { lines, logger } = logCollector('info')
+  const app = Fastify({ logger })
   t.teardown(async () => await app.close())
   await app.register(fastifyCache)
   await app.ready()
   t.equal(app.cache.storeKind, 'memory')
-  t.ok(lines.some((line) => line.includes('memory store')))
+  t.ok(lines.some((line) => line.msg.includes('memory store')))
 })
 
 t.test("store 'redis' without a client is a coded error", async (t) => {
@@ -252,11 +253,11 @@ t.test('a bus that cannot subscribe in time does not hold registration: it is lo
   const dead = await startRedis([], { own: true })
   t.teardown(async () => await dead.stop())
   await dead.kill()
-  const lines: string[] = []
-  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } } })
+  const { lines, logger } = logCollector('warn')
+  const app = Fastify({ logger })
   t.teardown(async () => await app.close())
   await app.register(fastifyCache, { redis: dead.url, bus: true, l1: true, operationTimeoutMs: 200 })
   await app.ready()
-  t.ok(lines.some((line) => line.includes('fastify-cache: the invalidation bus is not up yet; L1 stays off until it is')))
+  t.ok(lines.some((line) => line.msg === 'fastify-cache: the invalidation bus is not up yet; L1 stays off until it is'))
   t.equal(app.cache.stats().bus?.connected, false)
 })

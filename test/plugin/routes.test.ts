@@ -2,7 +2,7 @@ import t from 'tap'
 import { Readable } from 'node:stream'
 import { Redis } from 'ioredis'
 import { RedisStore } from '../../plugin/index.js'
-import { build } from '../helpers/app.js'
+import { build, logCollector } from '../helpers/app.js'
 import { redisForFile, sleep } from '../helpers/redis.js'
 
 const { redis, client } = await redisForFile(t)
@@ -320,8 +320,8 @@ t.test('a throwing unless, key or filter never fails the request', async (t) => 
 })
 
 t.test('a forceUpdate that throws or rejects is logged, and the page is served uncached', async (t) => {
-  const lines: string[] = []
-  const app = await build(t, { redis, logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } } })
+  const { lines, logger } = logCollector('warn')
+  const app = await build(t, { redis, logger })
   let calls = 0
   app.get('/force-throws', { config: { cache: { forceUpdate: () => { throw new Error('sync force bug') } } } }, async () => `served ${++calls}`)
   app.get('/force-rejects', { config: { cache: { forceUpdate: async () => { throw new Error('async force bug') } } } }, async () => `served ${++calls}`)
@@ -334,7 +334,7 @@ t.test('a forceUpdate that throws or rejects is logged, and the page is served u
   t.equal(calls, 4, 'every request ran the handler: nothing was stored')
   t.same(await app.cache.keys(), [])
   t.equal(app.cache.stats().bypasses, 4)
-  t.ok(lines.some((line) => line.includes('a route cache option threw') && line.includes('sync force bug')), 'the throw is logged')
+  t.ok(lines.some((line) => line.msg.includes('a route cache option threw') && JSON.stringify(line.err).includes('sync force bug')), 'the throw is logged')
 })
 
 t.test('an async unless is settled before the key: a rejection is logged, and excluded requests never reach key()', async (t) => {
@@ -383,9 +383,9 @@ t.test('a custom store that throws instead of rejecting fails open like one that
   }
   const storeClient = new Redis(redis.url)
   t.teardown(async () => { await storeClient.quit().catch(() => {}) })
-  const lines: string[] = []
+  const { lines, logger } = logCollector('warn')
   const app = await build(t, {
-    logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } },
+    logger,
     cache: { store: new ThrowingUnlockStore(storeClient), lockTimeoutMs: 100 }
   })
   let release!: () => void
@@ -402,7 +402,7 @@ t.test('a custom store that throws instead of rejecting fails open like one that
   // store throws there, and the request waits for that computation all the same.
   const second = app.inject('/slow')
   await sleep(50)
-  t.ok(lines.some((line) => line.includes('unlockField threw synchronously') && line.includes('could not be released')),
+  t.ok(lines.some((line) => JSON.stringify(line.err).includes('unlockField threw synchronously') && line.msg.includes('could not be released')),
     'the failure is logged as a lock left to expire')
   release()
   const [one, two] = await Promise.all([first, second])
@@ -491,8 +491,8 @@ t.test('a hit is never stored a second time', async (t) => {
 })
 
 t.test('corrupt or foreign data under the prefix is a miss, logged, and overwritten', async (t) => {
-  const lines: string[] = []
-  const app = await build(t, { redis, logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } } })
+  const { lines, logger } = logCollector('warn')
+  const app = await build(t, { redis, logger })
   app.get('/corrupt', { config: { cache: true } }, async () => 'fresh')
   app.get('/foreign', { config: { cache: true } }, async () => 'fresh too')
   await client.hset(app.cache.prefix + 'view//corrupt', '', Buffer.from('garbage bytes \x00\xff'))
@@ -501,7 +501,7 @@ t.test('corrupt or foreign data under the prefix is a miss, logged, and overwrit
   t.equal(corrupt.statusCode, 200)
   t.equal(corrupt.body, 'fresh')
   t.equal(corrupt.headers['x-cache'], 'MISS')
-  t.ok(lines.some((line) => line.includes('FST_CACHE_CORRUPT_ENTRY')), 'the corrupt entry is logged')
+  t.ok(lines.some((line) => JSON.stringify(line).includes('FST_CACHE_CORRUPT_ENTRY')), 'the corrupt entry is logged')
   t.equal((await app.inject('/corrupt')).headers['x-cache'], 'HIT', 'and overwritten')
   t.equal((await app.inject('/foreign')).body, 'fresh too')
   t.equal((await app.inject('/foreign')).headers['x-cache'], 'HIT', 'a foreign value is replaced')

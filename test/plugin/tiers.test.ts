@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import fastifyCache from '../../plugin/index.js'
 import { BUS_ACK_TIMEOUT_MS, InvalidationBus, LocalTier } from '../../plugin/tiers.js'
-import { build } from '../helpers/app.js'
+import { build, logCollector } from '../helpers/app.js'
 import { redisForFile, sleep } from '../helpers/redis.js'
 
 // Its own server: one test drops every pub/sub connection on it (CLIENT KILL TYPE pubsub).
@@ -175,9 +175,9 @@ t.test('a bus message naming only tags drops the pages carrying them from L1, an
 })
 
 t.test('an unreadable bus message is logged and ignored; the bus goes on', async (t) => {
-  const lines: Array<{ level: number, msg: string }> = []
+  const { lines, logger } = logCollector('warn')
   const app = await build(t, {
-    redis, cache: { l1: true, bus: true }, logger: { level: 'warn', stream: { write: (line: string) => lines.push(JSON.parse(line)) } }
+    redis, cache: { l1: true, bus: true }, logger
   })
   await app.ready()
   const channel = channelOf(app.cache.prefix)
