@@ -72,7 +72,7 @@ function frame (kind: number, header: object, body: Buffer | string, bodyBytes =
     : body.copy(out, PREAMBLE_BYTES + headerBytes)
   // The buffer is not zeroed: a body shorter than announced would store (and send) whatever memory held before.
   const actual = typeof body === 'string' ? written : body.length
-  if (written !== bodyBytes || actual !== bodyBytes) throw new RangeError(`the body is ${actual} bytes, not the ${bodyBytes} announced`)
+  if (actual !== bodyBytes) throw new RangeError(`the body is ${actual} bytes, not the ${bodyBytes} announced`)
   return out
 }
 

@@ -6,19 +6,6 @@ import { freshForMs, type PageEntry } from './entry.js'
 
 const ENTRY_OVERHEAD_BYTES = 256
 
-/**
- * A body that is a view of a larger buffer (ioredis hands back views of the socket read, which holds other replies too;
- * a page just stored is a view of its frame) is copied into a buffer of its own, once, when L1 takes it: L1 then holds,
- * and counts against `maxBytes`, only the page's own bytes.
- */
-function ownBody (entry: PageEntry): PageEntry {
-  const body = entry.body
-  if (body.buffer.byteLength <= body.length + ENTRY_OVERHEAD_BYTES) return entry
-  const own = Buffer.allocUnsafeSlow(body.length)
-  body.copy(own)
-  return { ...entry, body: own }
-}
-
 interface LocalEntry {
   entry: PageEntry
   version: number
@@ -33,6 +20,8 @@ export class LocalTier {
   private readonly ttlMs: number
   /** False while the invalidation bus cannot be trusted. */
   enabled = true
+  /** Entries whose body L1 copied, to their copy: requests that shared one lookup set one entry, copied once. */
+  private readonly owned = new WeakMap<PageEntry, PageEntry>()
 
   constructor ({ maxBytes, ttlMs }: { maxBytes: number, ttlMs: number }) {
     this.ttlMs = ttlMs
@@ -49,7 +38,25 @@ export class LocalTier {
   set (id: string, entry: PageEntry, version: number): void {
     if (!this.enabled) return
     const ttl = Math.min(this.ttlMs, freshForMs(entry, Date.now()))
-    if (ttl >= 1) this.lru.set(id, { entry: ownBody(entry), version }, { ttl })
+    if (ttl >= 1) this.lru.set(id, { entry: this.ownBody(entry), version }, { ttl })
+  }
+
+  /**
+   * A body that is a view of a larger buffer (ioredis hands back views of the socket read, which holds other replies
+   * too; a page just stored is a view of its frame) is copied into a buffer of its own when L1 takes it: L1 then holds,
+   * and counts against `maxBytes`, only the page's own bytes.
+   */
+  private ownBody (entry: PageEntry): PageEntry {
+    const body = entry.body
+    if (body.buffer.byteLength <= body.length + ENTRY_OVERHEAD_BYTES) return entry
+    let owned = this.owned.get(entry)
+    if (owned === undefined) {
+      const own = Buffer.allocUnsafeSlow(body.length)
+      body.copy(own)
+      owned = { ...entry, body: own }
+      this.owned.set(entry, owned)
+    }
+    return owned
   }
 
   /** Drops every variant of the given store keys (ids are `storeKey\nvariant`). */

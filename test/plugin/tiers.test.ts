@@ -38,6 +38,9 @@ t.test('L1 holds a page\'s own bytes: a body that is a view of a larger buffer i
   t.equal(held?.body.toString(), '<p>page</p>')
   t.equal(held?.body.buffer.byteLength, 11, 'a buffer of its own, not the 64 KB read it came in')
   t.equal(held?.etag, '"e"', 'the rest of the entry is kept')
+  // Requests that shared one lookup each hand L1 the same entry: it is copied once.
+  tier.set('view//\n', entry, 1)
+  t.equal(tier.get('view//\n')?.entry, held, 'the same copy')
   const own = Buffer.allocUnsafeSlow(11)
   view.copy(own)
   tier.set('view//about\n', { ...entry, body: own }, 1)
