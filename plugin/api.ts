@@ -1,9 +1,11 @@
 import stringify from 'safe-stable-stringify'
-import type { CacheCore, CacheStats } from './core.js'
+import type { CacheEngine } from './engine.js'
 import { decodeValue, encodeValue, freshForMs } from './entry.js'
-import { coded, FST_CACHE_INVALID_KEY, invalidOption } from './errors.js'
-import { digest, toStoreKey } from './key.js'
+import { FST_CACHE_INVALID_KEY, invalidOption } from './errors.js'
+import { digest, isTagList } from './keyspace.js'
+import type { CacheStats } from './stats.js'
 import type { CacheStore, StoreKeyInfo } from './stores/store.js'
+import { coded } from './timeout.js'
 
 export interface WrapOptions {
   /** Seconds. Default: the plugin's `defaultTtl`. */
@@ -34,9 +36,7 @@ export interface CachedKey {
 function tagsOf (options: SetOptions | undefined): readonly string[] {
   const tags = typeof options === 'object' ? options.tags : undefined
   if (tags === undefined) return []
-  if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string' && tag.length > 0)) {
-    throw invalidOption('tags', 'expected an array of non-empty strings')
-  }
+  if (!isTagList(tags)) throw invalidOption('tags', 'expected an array of non-empty strings')
   return tags
 }
 
@@ -48,47 +48,42 @@ function ttlMsOf (ttl: number | undefined, fallbackSeconds: number, option: stri
   return ttl * 1000
 }
 
-const MEMOIZE_PREFIX = 'memoize/'
-/** Tag indexes and locks live under `__`; see core.ts. */
-const INTERNAL_NAMESPACE = '__'
-
 /**
  * `fastify.cache`: the Flask-Caching API on the plugin's store. Keys are given without the prefix. Values are JSON.
  * Every method rejects with an error whose `code` starts with FST_CACHE_ when the store fails.
  */
 export class FastifyCache {
-  readonly #core: CacheCore
-  readonly #computing = new Map<string, Promise<unknown>>()
+  readonly #engine: CacheEngine
   readonly #memoized = new WeakMap<(...args: never[]) => unknown, string>()
 
   /** Which store backs the cache: 'redis', 'memory' or 'custom'. */
   readonly storeKind: 'redis' | 'memory' | 'custom'
 
-  constructor (core: CacheCore, storeKind: 'redis' | 'memory' | 'custom') {
-    this.#core = core
+  constructor (engine: CacheEngine, storeKind: 'redis' | 'memory' | 'custom') {
+    this.#engine = engine
     this.storeKind = storeKind
   }
 
   /** The store in use. */
   get store (): CacheStore {
-    return this.#core.store
+    return this.#engine.givenStore
   }
 
   get prefix (): string {
-    return this.#core.prefix
+    return this.#engine.keyspace.prefix
   }
 
   /** A store call of the public API: rejects with a coded error, and with FST_CACHE_TIMEOUT when the store hangs. */
   async #call<T> (operation: string, promise: Promise<T>): Promise<T> {
-    return await coded(operation, promise, this.#core.options.operationTimeoutMs)
+    return await coded(operation, promise, this.#engine.options.operationTimeoutMs)
   }
 
   #storeKey (key: string): string {
-    return toStoreKey(this.#core.prefix, key)
+    return this.#engine.keyspace.storeKey(key)
   }
 
   #ttlMs (options: SetOptions | undefined): number {
-    return ttlMsOf(typeof options === 'object' ? options.ttl : options, this.#core.options.defaultTtl, 'ttl')
+    return ttlMsOf(typeof options === 'object' ? options.ttl : options, this.#engine.options.defaultTtl, 'ttl')
   }
 
   #decode (bytes: Buffer | undefined): { value: unknown } | undefined {
@@ -97,19 +92,19 @@ export class FastifyCache {
       const entry = decodeValue(bytes)
       return freshForMs(entry, Date.now()) > 0 ? { value: entry.value } : undefined
     } catch (err) {
-      this.#core.warn(undefined, 'decode', err, 'fastify-cache: unreadable value treated as missing')
+      this.#engine.failOpen.warn(undefined, 'decode', err, 'fastify-cache: unreadable value treated as missing')
       return undefined
     }
   }
 
   #count (found: boolean): void {
-    if (found) this.#core.counters.hits++
-    else this.#core.counters.misses++
+    if (found) this.#engine.counters.hit()
+    else this.#engine.counters.miss()
   }
 
   /** The value, or undefined when absent or expired. */
   async get<T = unknown> (key: string): Promise<T | undefined> {
-    const found = this.#decode(await this.#call('get', this.#core.store.get(this.#storeKey(key))))
+    const found = this.#decode(await this.#call('get', this.#engine.store.get(this.#storeKey(key))))
     this.#count(found !== undefined)
     return found?.value as T | undefined
   }
@@ -119,7 +114,7 @@ export class FastifyCache {
     const ttlMs = this.#ttlMs(options)
     const storeKey = this.#storeKey(key)
     await this.#tag(storeKey, tagsOf(options), ttlMs)
-    await this.#call('set', this.#core.store.set(storeKey, encodeValue(key, value, ttlMs), ttlMs))
+    await this.#call('set', this.#engine.store.set(storeKey, encodeValue(key, value, ttlMs), ttlMs))
   }
 
   /** Sets the value only if the key is absent. Resolves whether it was set. */
@@ -127,18 +122,18 @@ export class FastifyCache {
     const ttlMs = this.#ttlMs(options)
     const storeKey = this.#storeKey(key)
     await this.#tag(storeKey, tagsOf(options), ttlMs)
-    return await this.#call('add', this.#core.store.add(storeKey, encodeValue(key, value, ttlMs), ttlMs))
+    return await this.#call('add', this.#engine.store.add(storeKey, encodeValue(key, value, ttlMs), ttlMs))
   }
 
   /** Records `storeKey` in the index of each tag, before the value is written. */
   async #tag (storeKey: string, tags: readonly string[], ttlMs: number): Promise<void> {
     if (tags.length === 0) return
     await this.#call('tag', Promise.all(tags.map(async (tag) =>
-      await this.#core.store.setField(this.#core.tagKey(tag), storeKey, Buffer.alloc(0), ttlMs, 0))))
+      await this.#engine.store.setField(this.#engine.keyspace.tagKey(tag), storeKey, Buffer.alloc(0), { ttlMs }))))
   }
 
   async has (key: string): Promise<boolean> {
-    return await this.#call('has', this.#core.store.has(this.#storeKey(key)))
+    return await this.#call('has', this.#engine.store.has(this.#storeKey(key)))
   }
 
   /** Deletes a value, or a page with every one of its variants (`delete('view//')`). Resolves whether it existed. */
@@ -150,7 +145,7 @@ export class FastifyCache {
   async deleteMany (keys: readonly string[]): Promise<number> {
     if (!Array.isArray(keys)) throw new FST_CACHE_INVALID_KEY('deleteMany expects an array of keys')
     const storeKeys = keys.map((key) => this.#storeKey(key))
-    return await this.#call('delete', this.#core.purge(storeKeys))
+    return await this.#call('delete', this.#engine.invalidation.purge(storeKeys))
   }
 
   /**
@@ -158,21 +153,19 @@ export class FastifyCache {
    * instance. Resolves how many entries held data.
    */
   async invalidateTags (tags: readonly string[]): Promise<number> {
-    if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string' && tag.length > 0)) {
-      throw new FST_CACHE_INVALID_KEY('invalidateTags expects an array of non-empty tags')
-    }
-    return await this.#call('invalidateTags', this.#core.invalidateTags(tags))
+    if (!isTagList(tags)) throw new FST_CACHE_INVALID_KEY('invalidateTags expects an array of non-empty tags')
+    return await this.#call('invalidateTags', this.#engine.invalidation.invalidateTags(tags))
   }
 
   /** Drops tag index members whose entry is gone. It also runs every `tagPruneIntervalMs`. */
   async pruneTags (): Promise<number> {
-    return await coded('pruneTags', this.#core.pruneTags())
+    return await coded('pruneTags', this.#engine.invalidation.pruneTags())
   }
 
   async getMany<T = unknown> (keys: readonly string[]): Promise<Array<T | undefined>> {
     if (!Array.isArray(keys)) throw new FST_CACHE_INVALID_KEY('getMany expects an array of keys')
     const storeKeys = keys.map((key) => this.#storeKey(key))
-    const found = await this.#call('getMany', Promise.all(storeKeys.map(async (key) => await this.#core.store.get(key))))
+    const found = await this.#call('getMany', Promise.all(storeKeys.map(async (key) => await this.#engine.store.get(key))))
     return found.map((bytes) => {
       const entry = this.#decode(bytes)
       this.#count(entry !== undefined)
@@ -189,12 +182,12 @@ export class FastifyCache {
     const tags = tagsOf(options)
     const encoded = pairs.map(([key, value]) => [this.#storeKey(key), encodeValue(key, value, ttlMs)] as const)
     await Promise.all(encoded.map(async ([key]) => await this.#tag(key, tags, ttlMs)))
-    await this.#call('setMany', Promise.all(encoded.map(async ([key, bytes]) => await this.#core.store.set(key, bytes, ttlMs))))
+    await this.#call('setMany', Promise.all(encoded.map(async ([key, bytes]) => await this.#engine.store.set(key, bytes, ttlMs))))
   }
 
   /** Removes every key under the plugin's prefix and nothing else (SCAN + UNLINK). Resolves how many. */
   async clear (): Promise<number> {
-    return await coded('clear', this.#core.clear())
+    return await coded('clear', this.#engine.invalidation.clear())
   }
 
   /**
@@ -202,32 +195,24 @@ export class FastifyCache {
    * The plugin's own bookkeeping (tag indexes, locks) is left out unless `internal` is true.
    */
   async keys ({ limit = 500, internal = false }: { limit?: number, internal?: boolean } = {}): Promise<CachedKey[]> {
-    const store = this.#core.store
+    const store = this.#engine.store
+    const keyspace = this.#engine.keyspace
     if (typeof store.list !== 'function') return []
-    const found: StoreKeyInfo[] = await coded('list', store.list(this.#core.prefix, limit))
-    const keys = found.map(({ key, ttlMs, variants }) => ({ key: key.slice(this.#core.prefix.length), ttlMs, variants }))
-    return internal ? keys : keys.filter(({ key }) => !key.startsWith(INTERNAL_NAMESPACE))
+    const found: StoreKeyInfo[] = await coded('list', store.list(keyspace.prefix, limit))
+    const keys = found.map(({ key, ttlMs, variants }) => ({ key: keyspace.logical(key), ttlMs, variants }))
+    return internal ? keys : keys.filter(({ key }) => !keyspace.isInternal(key))
   }
 
   /** Counters of this process. */
   stats (): CacheStats {
-    return this.#core.stats()
+    return this.#engine.stats()
   }
 
   /** Runs `compute` once per key at a time in this process; concurrent callers share its promise. */
   async #once<T> (id: string, compute: () => Promise<T>): Promise<T> {
-    const running = this.#computing.get(id)
-    if (running !== undefined) {
-      this.#core.counters.coalesced++
-      return await (running as Promise<T>)
-    }
-    const promise = compute()
-    this.#computing.set(id, promise)
-    try {
-      return await promise
-    } finally {
-      this.#computing.delete(id)
-    }
+    const { promise, shared } = this.#engine.values.run(id, compute)
+    if (shared) this.#engine.counters.coalesced()
+    return await (promise as Promise<T>)
   }
 
   /**
@@ -235,21 +220,21 @@ export class FastifyCache {
    * An `undefined` result is returned but not stored.
    */
   async wrap<T> (key: string, fn: () => T | Promise<T>, options: WrapOptions = {}): Promise<Awaited<T>> {
-    const ttlMs = ttlMsOf(options.ttl, this.#core.options.defaultTtl, 'wrap ttl')
+    const ttlMs = ttlMsOf(options.ttl, this.#engine.options.defaultTtl, 'wrap ttl')
     const tags = tagsOf(options)
     const storeKey = this.#storeKey(key)
     return await this.#once('wrap\n' + storeKey, async () => {
-      const found = this.#decode(await this.#read(() => this.#core.store.get(storeKey)))
+      const found = this.#decode(await this.#read(() => this.#engine.store.get(storeKey)))
       this.#count(found !== undefined)
       if (found !== undefined) return found.value as Awaited<T>
-      const generation = this.#core.generation
+      const generation = this.#engine.invalidation.generation
       const value = await fn()
       // A value computed across a delete may predate it: return it, but do not keep it.
-      if (value !== undefined && generation === this.#core.generation) {
+      if (value !== undefined && generation === this.#engine.invalidation.generation) {
         const bytes = encodeValue(key, value, ttlMs)
         this.#write(async () => {
           await this.#tag(storeKey, tags, ttlMs)
-          await this.#core.store.set(storeKey, bytes, ttlMs)
+          await this.#engine.store.set(storeKey, bytes, ttlMs)
         })
       }
       return value
@@ -266,21 +251,21 @@ export class FastifyCache {
     if (typeof name !== 'string' || name.length === 0) {
       throw invalidOption('memoize name', 'an anonymous function needs { name } to key its results')
     }
-    const ttlMs = ttlMsOf(options.ttl, this.#core.options.defaultTtl, 'memoize ttl')
+    const ttlMs = ttlMsOf(options.ttl, this.#engine.options.defaultTtl, 'memoize ttl')
     const tags = tagsOf(options)
-    const storeKey = this.#storeKey(MEMOIZE_PREFIX + name)
+    const storeKey = this.#engine.keyspace.memoizeKey(name)
     const memoized = async (...args: A): Promise<Awaited<R>> => {
       const variant = argumentsVariant(args)
       return await this.#once(storeKey + '\n' + variant, async () => {
-        const startedAt = tags.length === 0 ? undefined : await this.#core.storeNow()
-        const read = await this.#core.failOpen('lookup', () => this.#core.store.getField(storeKey, variant),
-          this.#core.options.lookupTimeoutMs)
+        const startedAt = tags.length === 0 ? undefined : await this.#engine.pages.now()
+        const read = await this.#engine.pages.read(storeKey, variant, undefined)
         const found = this.#decode(read?.value)
         this.#count(found !== undefined)
         if (found !== undefined) return found.value as Awaited<R>
         const value = await fn(...args)
         if (value !== undefined) {
-          this.#core.writeVariant(storeKey, variant, encodeValue(name, value, ttlMs), ttlMs, tags, read?.version, startedAt)
+          this.#engine.pages.write(storeKey, variant, encodeValue(name, value, ttlMs),
+            { ttlMs, tags, ifVersion: read?.version, startedAt })
         }
         return value
       })
@@ -295,21 +280,21 @@ export class FastifyCache {
   async deleteMemoized (fn: (...args: never[]) => unknown, ...args: unknown[]): Promise<boolean> {
     const name = this.#memoized.get(fn)
     if (name === undefined) throw new FST_CACHE_INVALID_KEY('deleteMemoized: this function was not memoized by this cache')
-    const storeKey = this.#storeKey(MEMOIZE_PREFIX + name)
-    if (args.length === 0) return (await this.#call('deleteMemoized', this.#core.purge([storeKey]))) > 0
-    this.#core.invalidated([])
-    return await this.#call('deleteMemoized', this.#core.store.deleteField(storeKey, argumentsVariant(args)))
+    const storeKey = this.#engine.keyspace.memoizeKey(name)
+    if (args.length === 0) return (await this.#call('deleteMemoized', this.#engine.invalidation.purge([storeKey]))) > 0
+    this.#engine.invalidation.invalidated([])
+    return await this.#call('deleteMemoized', this.#engine.store.deleteField(storeKey, argumentsVariant(args)))
   }
 
   // wrap and memoize fail open like pages do: a sick store computes the value rather than failing the call,
   // and the write is not awaited, so a hung store cannot hold the caller.
   async #read (call: () => Promise<Buffer | undefined>): Promise<Buffer | undefined> {
-    return await this.#core.failOpen('lookup', call, this.#core.options.lookupTimeoutMs)
+    return await this.#engine.failOpen.call('lookup', call, this.#engine.options.lookupTimeoutMs)
   }
 
   async #write (call: () => Promise<void>): Promise<void> {
-    this.#core.counters.writes++
-    await this.#core.failOpen('write', call, undefined)
+    this.#engine.counters.write()
+    await this.#engine.failOpen.call('write', call)
   }
 }
 

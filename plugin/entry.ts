@@ -1,5 +1,6 @@
 import { FST_CACHE_CORRUPT_ENTRY, FST_CACHE_INVALID_VALUE } from './errors.js'
-import { digest } from './key.js'
+import { isStorableHeader } from './http-semantics.js'
+import { digest, isTagList } from './keyspace.js'
 
 /**
  * Stored layout, one buffer: 'FCE1' | kind (1 byte) | header length (uint32 BE) | header JSON | body bytes.
@@ -14,8 +15,38 @@ const PREAMBLE_BYTES = 9
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const HEADER_VALUE = /^[\t\u0020-\u007e\u0080-\u00ff]*$/
 
+/** An entity tag as RFC 9110 §8.8.3 spells it; a handler's etag that is not one is replaced by the plugin's own. */
+const ENTITY_TAG = /^(?:W\/)?"[\u0021\u0023-\u007e\u0080-\u00ff]*"$/
+
+export function isEntityTag (value: unknown): value is string {
+  return typeof value === 'string' && ENTITY_TAG.test(value)
+}
+
 function isHeaderValue (value: unknown): boolean {
   return typeof value === 'string' && HEADER_VALUE.test(value)
+}
+
+/** Milliseconds since the epoch, as a stored entry may carry them: a finite, positive number. */
+function isTime (value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0
+}
+
+function isDuration (value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+}
+
+/**
+ * Every stored header must be one the plugin would store: a header planted in the store (a cookie, framing, a
+ * hop-by-hop header) makes the entry corrupt rather than being served.
+ */
+function checkStoredHeaders (headers: unknown): headers is Record<string, string | string[]> {
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) return false
+  for (const name in headers) {
+    const value = (headers as Record<string, unknown>)[name]
+    if (!HEADER_NAME.test(name) || name !== name.toLowerCase() || !isStorableHeader(name)) return false
+    if (!(Array.isArray(value) ? value.every(isHeaderValue) : isHeaderValue(value))) return false
+  }
+  return true
 }
 
 export interface PageEntry {
@@ -92,8 +123,8 @@ function unframe (bytes: Buffer, expectedKind: number): { header: Record<string,
   } catch {
     throw new FST_CACHE_CORRUPT_ENTRY('unreadable header')
   }
-  if (typeof header !== 'object' || header === null ||
-    typeof (header as ValueHeader).c !== 'number' || typeof (header as ValueHeader).t !== 'number') {
+  if (typeof header !== 'object' || header === null || !isTime((header as ValueHeader).c) ||
+    !isDuration((header as ValueHeader).t)) {
     throw new FST_CACHE_CORRUPT_ENTRY('malformed header')
   }
   return { header: header as Record<string, unknown>, bodyOffset }
@@ -138,22 +169,22 @@ export function framePage (
   return { bytes, body: view, etag: '"' + hashed + '"' }
 }
 
-/** Decodes a page; the body is a view of `bytes`, not a copy. Throws FST_CACHE_CORRUPT_ENTRY. */
+/**
+ * Decodes a page; the body is a view of `bytes`, not a copy. Every field is checked, since anyone who can write to the
+ * store can plant an entry. Throws FST_CACHE_CORRUPT_ENTRY.
+ */
 export function decodePage (bytes: Buffer): PageEntry {
   const { header, bodyOffset } = unframe(bytes, KIND_PAGE)
   const page = header as unknown as PageHeader
-  if (!Number.isInteger(page.s) || page.s < 200 || page.s > 599 || typeof page.h !== 'object' || page.h === null ||
-    Array.isArray(page.h) || typeof page.e !== 'string' || !HEADER_VALUE.test(page.e)) {
+  if (!Number.isInteger(page.s) || page.s < 200 || page.s > 599 || typeof page.e !== 'string' || !ENTITY_TAG.test(page.e)) {
     throw new FST_CACHE_CORRUPT_ENTRY('malformed page header')
   }
   if (page.n !== bytes.length - bodyOffset) throw new FST_CACHE_CORRUPT_ENTRY('truncated body')
-  // Node refuses a bad header name or value only when the response is written, past any hook: check them here.
-  for (const name in page.h) {
-    const value = page.h[name]
-    if (!HEADER_NAME.test(name) || !(Array.isArray(value) ? value.every(isHeaderValue) : isHeaderValue(value))) {
-      throw new FST_CACHE_CORRUPT_ENTRY('malformed stored header')
-    }
+  if ((page.x !== undefined && !isDuration(page.x)) || (page.g !== undefined && !isTagList(page.g))) {
+    throw new FST_CACHE_CORRUPT_ENTRY('malformed page header')
   }
+  // Node refuses a bad header name or value only when the response is written, past any hook: check them here.
+  if (!checkStoredHeaders(page.h)) throw new FST_CACHE_CORRUPT_ENTRY('malformed stored header')
   return {
     status: page.s,
     headers: page.h,

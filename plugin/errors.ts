@@ -1,5 +1,4 @@
 import createError from '@fastify/error'
-import { afterBudget } from './guard.js'
 
 // Every error the plugin throws or rejects with carries one of these stable codes, and the original error as `cause`.
 
@@ -36,31 +35,4 @@ export function invalidOption (option: string, detail: string): InvalidOptionErr
 export function storeError (operation: string, cause: unknown): Error {
   const message = cause instanceof Error ? cause.message : String(cause)
   return new FST_CACHE_STORE_ERROR(operation, message, { cause })
-}
-
-/**
- * Rejects with FST_CACHE_TIMEOUT when `promise` takes longer than `ms`. Judged after the event loop has read the I/O
- * that arrived meanwhile (`afterBudget`), so an answer held up only by a busy process is not a timeout.
- */
-export async function withTimeout<T> (promise: Promise<T>, ms: number, operation: string): Promise<T> {
-  let cancel: (() => void) | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    cancel = afterBudget(ms, () => reject(new FST_CACHE_TIMEOUT(operation, ms)))
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    cancel?.()
-  }
-}
-
-/** Wraps a store call so that direct API calls reject with a coded error (FST_CACHE_TIMEOUT past `timeoutMs`). */
-export async function coded<T> (operation: string, promise: Promise<T>, timeoutMs?: number): Promise<T> {
-  try {
-    return await (timeoutMs === undefined ? promise : withTimeout(promise, timeoutMs, operation))
-  } catch (err) {
-    const code = (err as { code?: unknown } | null)?.code
-    if (typeof code === 'string' && code.startsWith('FST_CACHE_')) throw err
-    throw storeError(operation, err)
-  }
 }

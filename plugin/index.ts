@@ -2,19 +2,17 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest, FastifyReply 
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 import { FastifyCache } from './api.js'
-import { CacheCore } from './core.js'
-import { invalidOption, withTimeout } from './errors.js'
-import { InvalidationBus, LocalTier } from './tiers.js'
-
-const BUS_CHANNEL = '__bus'
-import { kCacheState, routeHooks } from './hooks.js'
+import { CacheEngine } from './engine.js'
+import { invalidOption } from './errors.js'
+import { kCacheMiss, RouteCache } from './hooks.js'
 import {
-  normalizeOptions, normalizeRouteOptions, type FastifyCacheOptions, type NormalizedOptions, type RedisClient,
-  type RouteCacheOptions
+  normalizeOptions, normalizeRouteOptions, type FastifyCacheOptions, type NormalizedOptions, type RouteCacheOptions
 } from './options.js'
+import type { RedisClient } from './redis-client.js'
 import { MemoryStore } from './stores/memory.js'
 import { RedisStore } from './stores/redis.js'
 import type { CacheStore } from './stores/store.js'
+import { withTimeout } from './timeout.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -69,63 +67,42 @@ function asArray<T> (hooks: T | T[] | undefined): T[] {
 const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fastify, input) => {
   const options = normalizeOptions(input)
   const { store, kind, owned } = resolveStore(fastify, options)
-  const core = new CacheCore(store, options, fastify.log)
-  const cache = new FastifyCache(core, kind)
+  if (options.bus && !(store instanceof RedisStore)) throw invalidOption('bus', 'needs the Redis store (pub/sub carries the purges)')
+  const engine = new CacheEngine(store, options, fastify.log)
   // When the connection comes back, probe at once rather than at the end of the cooldown.
-  // The probe is a PING of its own, sent at once: one round trip, not a lookup that may take two (a miss locks), which
-  // on a process still busy from the outage could miss the budget and re-open the breaker for another cooldown.
-  const probe = (): void => {
-    core.breaker.probeNow()
-    if (core.breaker.state === 'half-open') {
-      core.failOpen('probe', async () => await (store as RedisStore).client.ping(), undefined).catch(() => {})
-    }
-  }
+  const probe = (): void => engine.failOpen.probeNow(async () => await (store as RedisStore).client.ping())
   if (store instanceof RedisStore) store.client.on('ready', probe)
-  if (options.l1 !== undefined) core.l1 = new LocalTier(options.l1)
-  if (options.bus) {
-    if (!(store instanceof RedisStore)) throw invalidOption('bus', 'needs the Redis store (pub/sub carries the purges)')
-    const bus = new InvalidationBus(store.client, options.prefix + BUS_CHANNEL, fastify.log,
-      (message) => core.received(message),
-      (connected) => {
-        // Purges published while we were not listening are lost: empty L1 and keep it off until we listen again.
-        if (core.l1 !== undefined) {
-          core.l1.enabled = connected
-          core.l1.clear()
-        }
-      })
-    core.bus = bus
-    if (core.l1 !== undefined) core.l1.enabled = false
+  if (engine.bus !== undefined) {
     // Registration does not wait on a Redis that is down: L1 stays off until the subscription is up.
-    await withTimeout(bus.start(), options.operationTimeoutMs, 'subscribe').catch((err: unknown) => {
+    await withTimeout(engine.bus.start(), options.operationTimeoutMs, 'subscribe').catch((err: unknown) => {
       fastify.log.warn({ err }, 'fastify-cache: the invalidation bus is not up yet; L1 stays off until it is')
     })
   }
 
-  fastify.decorate('cache', cache)
-  fastify.decorateRequest(kCacheState, null)
+  fastify.decorate('cache', new FastifyCache(engine, kind))
+  fastify.decorateRequest(kCacheMiss, null)
 
   fastify.addHook('onRoute', (routeOptions) => {
     const config = routeOptions.config?.cache
     if (config === undefined || config === false) return
     const methods = asArray(routeOptions.method).join(',')
-    const route = normalizeRouteOptions(config, options, `${methods} ${routeOptions.url}`)
-    const hooks = routeHooks(core, route)
+    const route = new RouteCache(engine, normalizeRouteOptions(config, options, `${methods} ${routeOptions.url}`))
     // New arrays: the caller's arrays are shared with the HEAD route Fastify derives from this one.
-    routeOptions.onRequest = [...asArray(routeOptions.onRequest), hooks.onRequest] as typeof routeOptions.onRequest
-    routeOptions.onSend = [...asArray(routeOptions.onSend), hooks.onSend] as typeof routeOptions.onSend
+    routeOptions.onRequest = [...asArray(routeOptions.onRequest), route.onRequest] as typeof routeOptions.onRequest
+    routeOptions.onSend = [...asArray(routeOptions.onSend), route.onSend] as typeof routeOptions.onSend
   })
 
   // Tag indexes live as long as their longest member; this sweep drops members whose entry is already gone.
   const pruneTimer = options.tagPruneIntervalMs > 0
     ? setInterval(() => {
-      core.failOpen('pruneTags', async () => await core.pruneTags(), undefined).catch(() => {})
+      engine.failOpen.call('pruneTags', async () => await engine.invalidation.pruneTags()).catch(() => {})
     }, options.tagPruneIntervalMs).unref()
     : undefined
 
   fastify.addHook('onClose', async () => {
     clearInterval(pruneTimer)
     if (store instanceof RedisStore) store.client.off('ready', probe)
-    await core.bus?.close()
+    await engine.bus?.close()
     await store.close?.()
     if (owned === undefined) return
     // QUIT waits for a reply that a dead or reconnecting server never sends.
@@ -139,16 +116,19 @@ export default fastifyCache
 
 export { FastifyCache } from './api.js'
 export type { CachedKey, MemoizeOptions, Memoized, WrapOptions } from './api.js'
-export type { CacheStats } from './core.js'
+export type { CacheStats } from './stats.js'
 export * from './errors.js'
 export { decodePage, encodePage } from './entry.js'
-export { pageKey, toStoreKey } from './key.js'
+export { pageKey } from './key.js'
+export { MAX_KEY_BYTES, toStoreKey } from './keyspace.js'
 export {
   DEFAULT_BREAKER_COOLDOWN_MS, DEFAULT_BREAKER_THRESHOLD, DEFAULT_LOOKUP_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES,
-  DEFAULT_PREFIX, DEFAULT_TTL_SECONDS, MAX_KEY_BYTES
+  DEFAULT_PREFIX, DEFAULT_TTL_SECONDS
 } from './options.js'
 export type { CacheRequest, FastifyCacheOptions, RouteCacheOptions } from './options.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'
-export type { CacheStore, FieldLock, FieldRead, StoreKeyInfo } from './stores/store.js'
+export type {
+  CacheStore, DeleteOptions, FieldLock, FieldRead, GetFieldOptions, PageStore, SetFieldOptions, StoreKeyInfo
+} from './stores/store.js'
 export type { FastifyRequest, FastifyReply }

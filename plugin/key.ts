@@ -1,7 +1,6 @@
-import { hash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import { FST_CACHE_INVALID_KEY } from './errors.js'
-import { MAX_KEY_BYTES, type NormalizedRouteOptions } from './options.js'
+import { digest, pagePathKey, toStoreKey } from './keyspace.js'
+import type { NormalizedRouteOptions } from './options.js'
 
 /** Where a request's response lives: the store key (prefix included) and the variant within it. */
 export interface RequestKey {
@@ -11,37 +10,6 @@ export interface RequestKey {
   variant: string
   /** False when the request carries query parameters the route does not key: it may read, never write. */
   storable: boolean
-}
-
-/** The base64url digest of `data` (sha256 unless told), in one call: no Hash object on the hot path. */
-export function digest (data: string | Buffer, algorithm = 'sha256'): string {
-  return hash(algorithm, data, 'base64url')
-}
-
-const HASH_MARK = '~sha256:'
-
-/**
- * Joins the prefix and a logical key. Keys whose bytes would pass MAX_KEY_BYTES keep a readable head and end in the
- * sha256 of the whole logical key, so two different long keys never share a store key.
- */
-export function toStoreKey (prefix: string, key: string): string {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw new FST_CACHE_INVALID_KEY(`expected a non-empty string, got ${typeof key === 'string' ? 'an empty string' : typeof key}`)
-  }
-  const full = prefix + key
-  if (full.length <= MAX_KEY_BYTES / 3 || Buffer.byteLength(full) <= MAX_KEY_BYTES) return full
-  const tail = HASH_MARK + digest(key)
-  const budget = MAX_KEY_BYTES - Buffer.byteLength(prefix) - tail.length
-  // Cut on a character boundary: a lone surrogate would not survive the trip to Redis and back.
-  let head = ''
-  let bytes = 0
-  for (const char of key) {
-    const size = Buffer.byteLength(char)
-    if (bytes + size > budget) break
-    head += char
-    bytes += size
-  }
-  return prefix + head + tail
 }
 
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/
@@ -61,7 +29,7 @@ export function normalizePath (path: string): string {
 /** The Flask-Caching page key: `view/` followed by the request path. */
 export function pageKey (url: string): string {
   const queryAt = url.indexOf('?')
-  return 'view/' + normalizePath(queryAt === -1 ? url : url.slice(0, queryAt))
+  return pagePathKey(normalizePath(queryAt === -1 ? url : url.slice(0, queryAt)))
 }
 
 /**
@@ -136,7 +104,7 @@ export function requestKey (request: FastifyRequest, route: NormalizedRouteOptio
   // rendered from that must not become what visitors of the canonical URL get.
   if (canonicalPath !== path) storable = false
   const base = route.key === undefined
-    ? 'view/' + canonicalPath
+    ? pagePathKey(canonicalPath)
     : typeof route.key === 'string' ? route.key : route.key(request)
   const varyValues = route.vary.map((name) => headerValue(request.headers[name]))
   return { storeKey: toStoreKey(prefix, base), variant: variantOf(query, varyValues), storable }

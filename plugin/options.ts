@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Cluster, Redis } from 'ioredis'
 import { invalidOption } from './errors.js'
-import { REQUIRED_STORE_METHODS, type CacheStore } from './stores/store.js'
+import { isTagList } from './keyspace.js'
+import type { RedisClient } from './redis-client.js'
+import { VALUE_STORE_METHODS, type CacheStore } from './stores/store.js'
 
 export const DEFAULT_PREFIX = 'fastify-cache:'
 /** Seconds; Flask-Caching's CACHE_DEFAULT_TIMEOUT. */
@@ -32,11 +33,7 @@ export const DEFAULT_TAG_PRUNE_INTERVAL_MS = 5 * 60_000
 /** At most one log line per kind of store error in this window. */
 export const DEFAULT_ERROR_LOG_INTERVAL_MS = 10_000
 export const DEFAULT_STATUS_CODES: readonly number[] = [200]
-/** Longest key written to the store, prefix included; longer keys keep a readable head and end in a hash. */
-export const MAX_KEY_BYTES = 250
 const MAX_PREFIX_BYTES = 100
-
-export type RedisClient = Redis | Cluster
 
 export interface FastifyCacheOptions {
   /** Every key the plugin writes starts with it. Default `'fastify-cache:'`. */
@@ -241,9 +238,9 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
     if (typeof store !== 'object' || store === null) {
       throw invalidOption('store', `expected 'redis', 'memory' or a CacheStore object, got ${describe(store)}`)
     }
-    const missing = REQUIRED_STORE_METHODS.filter((name) => typeof (store as Record<string, unknown>)[name] !== 'function')
+    const missing = VALUE_STORE_METHODS.filter((name) => typeof (store as Record<string, unknown>)[name] !== 'function')
     if (missing.length > 0) {
-      throw invalidOption('store', `a custom store must implement ${REQUIRED_STORE_METHODS.join(', ')}; ` +
+      throw invalidOption('store', `a custom store must implement ${VALUE_STORE_METHODS.join(', ')}; ` +
         `missing: ${missing.join(', ')}`)
     }
   }
@@ -377,7 +374,10 @@ export function normalizeRouteOptions (
 
   let tags: NormalizedRouteOptions['tags']
   if (typeof options.tags === 'function') tags = options.tags as NormalizedRouteOptions['tags']
-  else if (options.tags !== undefined) tags = stringList(options.tags, name('tags'))
+  else if (options.tags !== undefined) {
+    if (!isTagList(options.tags)) throw invalidOption(name('tags'), `expected an array of non-empty strings, got ${describe(options.tags)}`)
+    tags = options.tags
+  }
 
   const allowAuthorization = options.allowAuthorization ?? false
   if (typeof allowAuthorization !== 'boolean') {

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import type { CacheStore, FieldLock, FieldRead, StoreKeyInfo } from './store.js'
+import type { DeleteOptions, FieldLock, FieldRead, GetFieldOptions, PageStore, SetFieldOptions, StoreKeyInfo } from './store.js'
 
 interface FieldsItem {
   kind: 'fields'
@@ -26,7 +26,7 @@ function isTombstone (item: Item | undefined): boolean {
  * An in-process store: an LRU bounded by bytes. Same contract as RedisStore, for tests, single-process apps, and
  * as the fallback when no Redis answers.
  */
-export class MemoryStore implements CacheStore {
+export class MemoryStore implements PageStore {
   private readonly lru: LRUCache<string, Item>
 
   constructor ({ maxBytes }: { maxBytes: number }) {
@@ -65,7 +65,7 @@ export class MemoryStore implements CacheStore {
     return item !== undefined && !isTombstone(item)
   }
 
-  async delete (keys: string[], tombstoneMs: number): Promise<number> {
+  async delete (keys: string[], { tombstoneMs = 0 }: DeleteOptions = {}): Promise<number> {
     let held = 0
     for (const key of keys) {
       const item = this.lru.get(key, { updateAgeOnGet: false })
@@ -79,7 +79,7 @@ export class MemoryStore implements CacheStore {
     return held
   }
 
-  async getField (key: string, field: string, lock?: FieldLock): Promise<FieldRead> {
+  async getField (key: string, field: string, { lock }: GetFieldOptions = {}): Promise<FieldRead> {
     const item = this.lru.get(key)
     // Foreign data carries no lock: the caller computes without one, and its write replaces the key.
     if (item !== undefined && item.kind !== 'fields') return { value: undefined, version: 0, foreign: true }
@@ -125,10 +125,8 @@ export class MemoryStore implements CacheStore {
     return item.locks.delete(field)
   }
 
-  async setField (
-    key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number,
-    ifNotPurgedSince?: number, unlock?: string
-  ): Promise<boolean> {
+  async setField (key: string, field: string, value: Buffer, options: SetFieldOptions): Promise<boolean> {
+    const { ttlMs, maxFields = 0, ifVersion, ifNotPurgedSince, unlock } = options
     if (unlock !== undefined) await this.unlockField(key, field, unlock)
     const current = this.lru.get(key, { updateAgeOnGet: false })
     const version = current?.kind === 'fields' ? current.version : 0

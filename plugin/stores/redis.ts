@@ -1,12 +1,11 @@
 import type { Cluster, Redis } from 'ioredis'
 import { createHash } from 'node:crypto'
 import calculateSlot from 'cluster-key-slot'
+import type { RedisClient } from '../redis-client.js'
 import {
-  LOCK_FIELD_PREFIX, PURGED_FIELD, VERSION_FIELD, isInternalField, type CacheStore, type FieldLock, type FieldRead,
-  type StoreKeyInfo
+  LOCK_FIELD_PREFIX, PURGED_FIELD, VERSION_FIELD, isInternalField, type DeleteOptions, type FieldLock, type FieldRead,
+  type GetFieldOptions, type PageStore, type SetFieldOptions, type StoreKeyInfo
 } from './store.js'
-
-type RedisClient = Redis | Cluster
 
 // A script's keys share one slot (batches are split by slot), so they run on Redis Cluster. The #!lua shebang
 // (Redis 7+) makes Redis refuse a script under maxmemory like any other write; without it, EVAL would write past the
@@ -246,7 +245,7 @@ function ttlMsOf (ttlMs: number): number {
  * A store on an ioredis client or Cluster. It never closes the client: whoever opened it does.
  * On a Cluster no command crosses a slot: batches of lookups or writes are split by slot.
  */
-export class RedisStore implements CacheStore {
+export class RedisStore implements PageStore {
   readonly client: RedisClient
   readonly isCluster: boolean
 
@@ -411,7 +410,7 @@ export class RedisStore implements CacheStore {
     return (await this.runOne(scripts.has, key)) === 1
   }
 
-  async delete (keys: string[], tombstoneMs: number): Promise<number> {
+  async delete (keys: string[], { tombstoneMs = 0 }: DeleteOptions = {}): Promise<number> {
     const tombstone = tombstoneMs > 0 ? ttlMsOf(tombstoneMs) : 0
     const held = await Promise.all(keys.map(async (key) => await this.runOne(scripts.delete, key, tombstone)))
     return held.reduce<number>((sum, count) => sum + (count as number), 0)
@@ -426,7 +425,7 @@ export class RedisStore implements CacheStore {
    * Without a lock, a plain HMGET of the variant and the version. With one, a single script reads them and, when the
    * variant is missing with no live lock on it, locks it, atomically: one round trip whether it hits or misses.
    */
-  async getField (key: string, field: string, lock?: FieldLock): Promise<FieldRead> {
+  async getField (key: string, field: string, { lock }: GetFieldOptions = {}): Promise<FieldRead> {
     let value: Buffer | null | undefined
     let version: Buffer | null | undefined
     let state = -1
@@ -458,10 +457,8 @@ export class RedisStore implements CacheStore {
     return (await this.runOne(scripts.unlock, key, field, token)) === 1
   }
 
-  async setField (
-    key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number,
-    ifNotPurgedSince?: number, unlock?: string
-  ): Promise<boolean> {
+  async setField (key: string, field: string, value: Buffer, options: SetFieldOptions): Promise<boolean> {
+    const { ttlMs, maxFields = 0, ifVersion, ifNotPurgedSince, unlock } = options
     const version = ifVersion === undefined ? '' : String(ifVersion)
     const since = ifNotPurgedSince === undefined ? '' : String(Math.floor(ifNotPurgedSince))
     const [written] = await this.batched(scripts.setField, 1, key,

@@ -1,19 +1,10 @@
 /**
- * The storage interface. Every key it sees already carries the plugin's prefix. Times are milliseconds.
+ * The storage contract. Every key it sees already carries the plugin's prefix. Times are milliseconds. README's
+ * "Custom stores" explains it; this file only states it.
  *
- * Plain keys hold one value. "Field" keys hold a small map of variants under one key: a page's query-string and
- * `vary` variants, a memoized function's argument lists, or a tag's members. Deleting the key drops every variant at
- * once, which is how `delete('view/<path>')` purges all of a path (Flask-Caching's issue #243).
- *
- * A delete leaves a short-lived tombstone that carries a version number. `getField` returns the version it saw and
- * `setField(…, ifVersion)` refuses to write when a delete ran since: a page computed from data older than a purge is
- * never stored, even when another process did the purge.
- *
- * A variant being computed can be locked fleet-wide, in the key itself: `getField(…, lock)` takes the lock when the
- * variant is missing (on Redis, one script call whether it hits or misses), and `setField(…, unlock)` releases it
- * with the write. A lock expires after its `ttlMs`; a delete drops it.
- *
- * Reading a key that holds the other shape resolves as missing; writing replaces it.
+ * A store must offer the value part (`CacheStore`). A store that also offers the page part (`PageStore`) keeps a
+ * page's variants under one key, with versions, tombstones and fleet-wide locks; without it, pages are kept as plain
+ * values (see value-pages.ts) and cross-process guarantees are lost.
  */
 export interface CacheStore {
   get (key: string): Promise<Buffer | undefined>
@@ -21,33 +12,8 @@ export interface CacheStore {
   /** Sets only when the key is absent (a tombstone counts as absent). Resolves whether it was set. */
   add (key: string, value: Buffer, ttlMs: number): Promise<boolean>
   has (key: string): Promise<boolean>
-  /**
-   * Removes the keys, each leaving a tombstone for `tombstoneMs` (0: none) that bumps its version.
-   * Resolves how many held data.
-   */
-  delete (keys: string[], tombstoneMs: number): Promise<number>
-  /**
-   * Reads one variant and the key's version. With `lock`, also reports the variant's lock and, when the variant is
-   * missing and nobody holds a live lock on it, takes the lock (`lock: 'taken'`) atomically with the read.
-   */
-  getField (key: string, field: string, lock?: FieldLock): Promise<FieldRead>
-  /** Takes a variant's lock whether or not the variant is stored: false when another holder's lock is live. */
-  lockField (key: string, field: string, lock: FieldLock): Promise<boolean>
-  /** Releases a variant's lock if it is still `token`'s; one that expired and was taken by another is left alone. */
-  unlockField (key: string, field: string, token: string): Promise<boolean>
-  /**
-   * Stores one variant; the key then lives at least `ttlMs`. A key that would hold more than `maxFields` variants
-   * starts over (0: no bound), keeping its bookkeeping and locks. With `ifVersion`, writes only if the key's version
-   * still is that one; with `ifNotPurgedSince` (epoch ms), only if the key was not deleted at or after that time.
-   * With `unlock`, releases that token's lock on the variant, written or not. Resolves whether it wrote.
-   */
-  setField (
-    key: string, field: string, value: Buffer, ttlMs: number, maxFields: number, ifVersion?: number,
-    ifNotPurgedSince?: number, unlock?: string
-  ): Promise<boolean>
-  deleteField (key: string, field: string): Promise<boolean>
-  /** The variant names of a field key. */
-  fields (key: string): Promise<string[]>
+  /** Removes the keys. Resolves how many held data. */
+  delete (keys: string[], options?: DeleteOptions): Promise<number>
   /** Removes every key that starts with `prefix`, and nothing else. Resolves how many. */
   clear (prefix: string): Promise<number>
   /** Optional: up to `limit` keys holding data under `prefix`, with their remaining time to live (-1: none). */
@@ -58,16 +24,50 @@ export interface CacheStore {
   close? (): Promise<void>
 }
 
+export interface DeleteOptions {
+  /** A page store leaves a tombstone this long (0: none) that bumps the key's version. */
+  tombstoneMs?: number
+}
+
+/** The page part: a key holding variants ("fields"), with a version and per-variant locks. */
+export interface PageStore extends CacheStore {
+  /** One variant and the key's version; with `lock`, also the variant's lock, taken when it is missing and free. */
+  getField (key: string, field: string, options?: GetFieldOptions): Promise<FieldRead>
+  /** Stores one variant. Resolves whether it wrote (a version or purge condition may refuse it). */
+  setField (key: string, field: string, value: Buffer, options: SetFieldOptions): Promise<boolean>
+  /** Takes a variant's lock whether or not the variant is stored: false when another holder's lock is live. */
+  lockField (key: string, field: string, lock: FieldLock): Promise<boolean>
+  /** Releases a variant's lock if it is still `token`'s. */
+  unlockField (key: string, field: string, token: string): Promise<boolean>
+  deleteField (key: string, field: string): Promise<boolean>
+  /** The variant names of a field key. */
+  fields (key: string): Promise<string[]>
+}
+
+export interface GetFieldOptions {
+  lock?: FieldLock
+}
+
+export interface SetFieldOptions {
+  /** The key then lives at least this long. */
+  ttlMs: number
+  /** Past this many variants the key starts over, keeping the plain variant '' (0 or absent: no bound). */
+  maxFields?: number
+  /** Write only if the key's version still is this one (no delete since it was read). */
+  ifVersion?: number
+  /** Write only if the key was not deleted at or after this time (epoch ms, the store's clock). */
+  ifNotPurgedSince?: number
+  /** Release this token's lock on the variant, written or not. */
+  unlock?: string
+}
+
 export interface FieldRead {
   value: Buffer | undefined
   /** The key holds something this store did not write (another type, a bad version): a miss, to be overwritten. */
   foreign?: boolean
   /** 0 until the key is first deleted; bumped by every delete. */
   version: number
-  /**
-   * Only when `getField` was given a lock: `'taken'` (the variant was missing and the lock is now the caller's),
-   * `'held'` (another holder's lock is live) or `'free'` (the variant is stored and nobody holds its lock).
-   */
+  /** Only when a lock was asked for: taken (now the caller's), held (by another, live) or free (the variant is stored). */
   lock?: 'taken' | 'held' | 'free'
 }
 
@@ -75,10 +75,7 @@ export interface FieldRead {
 export interface FieldLock {
   token: string
   ttlMs: number
-  /**
-   * Take only a lock that expired (its holder died): a variant that is missing with no lock at all was released by a
-   * holder that stored nothing, and reads as `'free'`. For waiters, who then compute without a lock.
-   */
+  /** Take only a lock that expired (its holder died); a variant missing with no lock reads as `'free'`. */
   takeOverOnly?: boolean
 }
 
@@ -89,10 +86,13 @@ export interface StoreKeyInfo {
   variants?: number
 }
 
-export const REQUIRED_STORE_METHODS = [
-  'get', 'set', 'add', 'has', 'delete', 'getField', 'lockField', 'unlockField', 'setField', 'deleteField', 'fields',
-  'clear'
-] as const
+export const VALUE_STORE_METHODS = ['get', 'set', 'add', 'has', 'delete', 'clear'] as const
+export const PAGE_STORE_METHODS = ['getField', 'setField', 'lockField', 'unlockField', 'deleteField', 'fields'] as const
+
+/** Whether a store offers the page part: every one of its methods. */
+export function isPageStore (store: CacheStore): store is PageStore {
+  return PAGE_STORE_METHODS.every((name) => typeof (store as unknown as Record<string, unknown>)[name] === 'function')
+}
 
 /**
  * The fields a field key keeps for itself: its version, when it was last deleted (epoch ms, the store's clock), and

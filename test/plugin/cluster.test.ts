@@ -65,12 +65,12 @@ t.test('RedisStore on a Cluster: concurrent lookups and writes on keys of many s
   ]
   const owners = new Set(await Promise.all(keys.map(async (key) => await ownerOf(key))))
   t.equal(owners.size, 3, 'the keys sit on all three masters')
-  const reads = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', { token: `t${i}`, ttlMs: 5_000 })))
+  const reads = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', { lock: { token: `t${i}`, ttlMs: 5_000 } })))
   t.ok(reads.every((read) => read.lock === 'taken'), 'every lookup answered, and locked its missing page')
   const written = await Promise.all(keys.map(async (key, i) =>
-    await store.setField(key, 'v', Buffer.from(`page ${key}`), 5_000, 10, reads[i]?.version, undefined, `t${i}`)))
+    await store.setField(key, 'v', Buffer.from(`page ${key}`), { ttlMs: 5_000, maxFields: 10, ifVersion: reads[i]?.version, unlock: `t${i}` })))
   t.ok(written.every(Boolean), 'every write landed')
-  const again = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', { token: `u${i}`, ttlMs: 5_000 })))
+  const again = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', { lock: { token: `u${i}`, ttlMs: 5_000 } })))
   t.same(again.map((read) => read.value?.toString()), keys.map((key) => `page ${key}`), 'each key holds its own page')
   t.ok(again.every((read) => read.lock === 'free'), 'and no lock is left')
 })
@@ -95,8 +95,8 @@ t.test('RedisStore on a Cluster sends each script in full to each master first: 
   }
   t.teardown(() => { for (const monitor of monitors) monitor.disconnect() })
   const keys = Array.from({ length: 30 }, (_, i) => `noscript:${i}`)
-  for (const key of keys) await store.getField(key, 'v', { token: 't', ttlMs: 5_000 })
-  for (const key of keys) await store.getField(key, 'v', { token: 'u', ttlMs: 5_000 })
+  for (const key of keys) await store.getField(key, 'v', { lock: { token: 't', ttlMs: 5_000 } })
+  for (const key of keys) await store.getField(key, 'v', { lock: { token: 'u', ttlMs: 5_000 } })
   await sleep(100)
   for (const [port, commands] of seen) {
     t.ok(commands.length > 1, `master ${port} ran the lookups of its keys (${commands.length})`)

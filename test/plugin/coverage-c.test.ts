@@ -1,6 +1,6 @@
 import t from 'tap'
 import { MemoryStore, toStoreKey, type CacheStore } from '../../plugin/index.js'
-import { REQUIRED_STORE_METHODS } from '../../plugin/stores/store.js'
+import { PAGE_STORE_METHODS, VALUE_STORE_METHODS } from '../../plugin/stores/store.js'
 import { build, logCollector } from '../helpers/app.js'
 import { sleep } from '../helpers/redis.js'
 
@@ -11,7 +11,7 @@ import { sleep } from '../helpers/redis.js'
 function customStore (extra: Partial<CacheStore> = {}): { store: CacheStore, inner: MemoryStore } {
   const inner = new MemoryStore({ maxBytes: 1024 * 1024 })
   const store: Record<string, unknown> = { ...extra }
-  for (const name of REQUIRED_STORE_METHODS) store[name] = (inner[name] as (...args: unknown[]) => unknown).bind(inner)
+  for (const name of [...VALUE_STORE_METHODS, ...PAGE_STORE_METHODS]) store[name] = (inner[name] as (...args: unknown[]) => unknown).bind(inner)
   return { store: store as unknown as CacheStore, inner }
 }
 
@@ -91,7 +91,7 @@ t.test('pruneTags on a store without list() prunes nothing, and says so', async 
   const tagKey = toStoreKey(app.cache.prefix, '__tags/p')
   const [member] = await inner.fields(tagKey)
   t.type(member, 'string', 'the tag lists the value')
-  await inner.delete([member as string], 0) // gone behind the plugin's back: a dead member
+  await inner.delete([member as string], { tombstoneMs: 0 }) // gone behind the plugin's back: a dead member
   t.equal(await app.cache.pruneTags(), 0)
   t.same(await inner.fields(tagKey), [member], 'the dead member stays: without list() the indexes cannot be found')
 })

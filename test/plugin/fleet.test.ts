@@ -50,7 +50,7 @@ t.test('a lookup that fails after it reached Redis releases the lock it may have
     get (target, name) {
       if (name === 'getField') {
         return async (key: string, field: string, lock?: FieldLock) => {
-          const read = await target.getField(key, field, lock)
+          const read = await target.getField(key, field, { lock })
           if (lock !== undefined && failures++ === 0) throw new Error('the connection closed after the lookup was sent')
           return read
         }

@@ -1,11 +1,15 @@
 import { execFileSync } from 'node:child_process'
-import t from 'tap'
+import { mkdtempSync, openSync, closeSync, rmSync, writeSync } from 'node:fs'
+import { Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
-import { CacheCore } from '../../plugin/core.js'
-import { CircuitBreaker, type BreakerTicket } from '../../plugin/guard.js'
-import { normalizeOptions } from '../../plugin/options.js'
+import { CircuitBreaker, type BreakerTicket } from '../../plugin/breaker.js'
+import { FailOpen } from '../../plugin/fail-open.js'
+import { FleetLocks } from '../../plugin/fleet-locks.js'
+import { CacheCounters } from '../../plugin/stats.js'
 import { MemoryStore } from '../../plugin/stores/memory.js'
-import { redisForFile, sleep } from '../helpers/redis.js'
 
 /** A breaker on a clock the test moves by hand. */
 function breakerAt (threshold: number, cooldownMs: number): { breaker: CircuitBreaker, clock: { now: number } } {
@@ -87,74 +91,90 @@ t.test('breaker: probeNow ends the cooldown and gives up on a probe sent before 
   t.equal(breaker.state, 'closed')
 })
 
-t.test('failOpen judges the store, not the event loop', async (t) => {
-  const { redis, client } = await redisForFile(t)
-  await client.ping() // connected before any budget runs
-  const log = Fastify({ logger: false }).log
-  const coreWith = (threshold: number, cooldownMs = 50): CacheCore => new CacheCore(new MemoryStore({ maxBytes: 1_000_000 }),
-    normalizeOptions({ lookupTimeoutMs: 20, breaker: { threshold, cooldownMs } }), log)
-  const counter = `${redis.prefix}guard-counter`
-  /** Blocks the event loop for three budgets, and until Redis has run the INCR (so its answer is in our socket). */
-  const blockUntilAnswered = (value: number): void => {
-    const end = Date.now() + 60
-    while (Date.now() < end) {} // eslint-disable-line no-empty
-    // A second connection, synchronous: Redis writes the INCR's answer before it answers this GET.
-    while (Number(execFileSync('redis-cli', ['-u', redis.url, 'GET', counter]).toString()) < value) {} // eslint-disable-line no-empty
-  }
-  // Redis answers at once, but the process is busy (as when it renders other requests) past the budget: the answer
-  // waits in the socket. Sent from an I/O callback, as a request's lookup is, so the budget's timer comes due before
-  // the next read of the socket.
-  const answeredWhileBusy = async (): Promise<number> => {
-    await client.ping()
-    const expected = Number(await client.get(counter)) + 1
-    const answer = client.incr(counter)
-    blockUntilAnswered(expected)
-    return await answer
-  }
-  const openBreaker = async (core: CacheCore): Promise<void> => {
-    await core.failOpen('lookup', async () => await Promise.reject(new Error('down')), 20)
-    t.equal(core.breaker.state, 'open')
-    await sleep(core.options.breakerCooldownMs + 10)
-    t.equal(core.breaker.state, 'half-open')
-  }
+/** A fail-open layer on a clock the test moves by hand (the breaker's cooldown), with its own counters. */
+function failOpenAt (threshold: number, cooldownMs = 50, lookupTimeoutMs = 20): { failOpen: FailOpen, counters: CacheCounters, clock: { now: number } } {
+  const clock = { now: 1_000 }
+  const counters = new CacheCounters()
+  const failOpen = new FailOpen({ lookupTimeoutMs, breakerThreshold: threshold, breakerCooldownMs: cooldownMs, errorLogIntervalMs: 10_000 },
+    counters, Fastify({ logger: false }).log, () => clock.now)
+  return { failOpen, counters, clock }
+}
 
+/**
+ * An answer that is already in this process's socket when the budget's timer comes due: the bytes are written into a
+ * FIFO, whose read end the event loop watches, while the loop is blocked for three budgets. No other process and no
+ * wall-clock race is involved: the bytes are in the kernel's buffer before the loop polls again.
+ */
+function answerWhileBusy (t: Test): () => Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'fastify-cache-fifo-'))
+  const fifo = join(dir, 'answer')
+  execFileSync('mkfifo', [fifo])
+  const reader = new Socket({ fd: openSync(fifo, 'r+'), readable: true, writable: false })
+  const writer = openSync(fifo, 'w')
+  t.teardown(() => {
+    reader.destroy()
+    closeSync(writer)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return async () => {
+    const answered = new Promise<string>((resolve) => reader.once('data', (chunk: Buffer) => resolve(chunk.toString())))
+    const end = performance.now() + 60
+    while (performance.now() < end) {} // eslint-disable-line no-empty
+    writeSync(writer, 'answer')
+    return await answered
+  }
+}
+
+async function openBreaker (t: Test, failOpen: FailOpen, clock: { now: number }, cooldownMs: number): Promise<void> {
+  await failOpen.call('lookup', async () => await Promise.reject(new Error('down')), 20)
+  t.equal(failOpen.breakerState, 'open')
+  clock.now += cooldownMs
+  t.equal(failOpen.breakerState, 'half-open')
+}
+
+t.test('the fail-open layer judges the store, not the event loop', async (t) => {
   t.test('an answer that arrived while the loop was busy is no timeout', async (t) => {
-    const core = coreWith(1)
-    t.type(await core.failOpen('lookup', answeredWhileBusy, 20), 'number')
-    t.equal(core.counters.errors, 0)
-    t.equal(core.breaker.state, 'closed')
+    const { failOpen, counters } = failOpenAt(1)
+    t.equal(await failOpen.call('lookup', answerWhileBusy(t), 20), 'answer')
+    t.equal(counters.errors, 0)
+    t.equal(failOpen.breakerState, 'closed')
   })
 
   t.test('nor a late probe', async (t) => {
-    const core = coreWith(1)
-    await openBreaker(core)
-    t.type(await core.failOpen('write', answeredWhileBusy, undefined), 'number')
-    t.equal(core.breaker.state, 'closed', 'the probe closed the breaker')
+    const { failOpen, clock } = failOpenAt(1)
+    await openBreaker(t, failOpen, clock, 50)
+    t.equal(await failOpen.call('write', answerWhileBusy(t)), 'answer')
+    t.equal(failOpen.breakerState, 'closed', 'the probe closed the breaker')
   })
 
   t.test('a slow answer while closed is no failure', async (t) => {
-    const core = coreWith(1)
-    t.equal(await core.failOpen('write', async () => await sleep(60, 'written'), undefined), 'written')
-    t.equal(core.breaker.state, 'closed', 'threshold 1, yet not opened')
+    const { failOpen } = failOpenAt(1)
+    t.equal(await failOpen.call('write', async () => await new Promise((resolve) => setTimeout(resolve, 60, 'written'))), 'written')
+    t.equal(failOpen.breakerState, 'closed', 'threshold 1, yet not opened')
   })
 
   t.test('a probe slower than the budget re-opens the breaker without waiting for its answer', async (t) => {
-    const core = coreWith(1, 300)
-    await openBreaker(core)
-    const probing = core.failOpen('write', async () => await sleep(100, 'written'), undefined)
-    await sleep(40)
-    t.equal(core.breaker.state, 'open', 're-opened at the end of the budget')
+    const { failOpen, clock } = failOpenAt(1, 300)
+    await openBreaker(t, failOpen, clock, 300)
+    let answer!: (value: string) => void
+    const probing = failOpen.call('write', async () => await new Promise<string>((resolve) => { answer = resolve }))
+    // The budget's timer, then the check phase after it: the probe has not answered by then.
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    await new Promise((resolve) => setImmediate(resolve))
+    t.equal(failOpen.breakerState, 'open', 're-opened at the end of the budget')
+    answer('written')
     t.equal(await probing, 'written', 'the write itself still completes')
-    t.equal(core.breaker.state, 'open', 'and its late answer does not close the breaker (the cooldown runs from the end of the budget)')
+    t.equal(failOpen.breakerState, 'open', 'and its late answer does not close the breaker (the cooldown runs from the end of the budget)')
   })
 })
 
-t.test('lockPage with the breaker open neither takes a lock nor waits for one: compute without it', async (t) => {
+t.test('a fleet lock with the breaker open is neither taken nor waited for: compute without it', async (t) => {
   const store = new MemoryStore({ maxBytes: 1_000_000 })
-  const core = new CacheCore(store, normalizeOptions({ breaker: { threshold: 1, cooldownMs: 60_000 } }), Fastify({ logger: false }).log)
-  await core.failOpen('lookup', async () => await Promise.reject(new Error('down')), 20)
-  t.equal(core.breaker.state, 'open')
-  t.same(await core.lockPage('page', 'v'), { held: false })
-  t.equal(core.counters.skipped, 1, 'the store was not asked')
+  const { failOpen, counters } = failOpenAt(1, 60_000)
+  const locks = new FleetLocks(store, failOpen, { lockTimeoutMs: 10_000, lookupTimeoutMs: 50 })
+  await failOpen.call('lookup', async () => await Promise.reject(new Error('down')), 20)
+  t.equal(failOpen.breakerState, 'open')
+  t.same(await locks.lock('page', 'v'), { held: false })
+  t.equal(counters.skippedCalls, 1, 'the store was not asked')
   t.equal(await store.lockField('page', 'v', { token: 'other', ttlMs: 1_000 }), true, 'nothing was locked')
 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { canonicalQuery, normalizePath, pageKey, requestKey, toStoreKey, variantOf } from '../../plugin/key.js'
+import { canonicalQuery, normalizePath, pageKey, requestKey, variantOf } from '../../plugin/key.js'
+import { toStoreKey } from '../../plugin/keyspace.js'
 import { normalizeRouteOptions } from '../../plugin/options.js'
 import type { FastifyRequest } from 'fastify'
 import { MAX_KEY_BYTES } from '../../plugin/index.js'

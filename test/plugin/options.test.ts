@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import fastifyCache, {
   DEFAULT_LOOKUP_TIMEOUT_MS, DEFAULT_PREFIX, DEFAULT_TTL_SECONDS, MemoryStore, toStoreKey
 } from '../../plugin/index.js'
-import type { FieldLock } from '../../plugin/index.js'
+import type { DeleteOptions, FieldLock, GetFieldOptions, PageStore, SetFieldOptions } from '../../plugin/index.js'
 import { normalizeOptions, normalizeRouteOptions } from '../../plugin/options.js'
 import { logCollector } from '../helpers/app.js'
 import { sleep, startRedis } from '../helpers/redis.js'
@@ -138,12 +138,11 @@ t.test('a custom store is accepted by its method names, and used', async (t) => 
     set: async (key: string, value: Buffer, ttl: number) => await memory.set(key, value, ttl),
     add: async (key: string, value: Buffer, ttl: number) => await memory.add(key, value, ttl),
     has: async (key: string) => await memory.has(key),
-    delete: async (keys: string[], tombstoneMs: number) => await memory.delete(keys, tombstoneMs),
-    getField: async (key: string, field: string, lock?: FieldLock) => { gets++; return await memory.getField(key, field, lock) },
+    delete: async (keys: string[], options?: DeleteOptions) => await memory.delete(keys, options),
+    getField: async (key: string, field: string, options?: GetFieldOptions) => { gets++; return await memory.getField(key, field, options) },
     lockField: async (key: string, field: string, lock: FieldLock) => await memory.lockField(key, field, lock),
     unlockField: async (key: string, field: string, token: string) => await memory.unlockField(key, field, token),
-    setField: async (key: string, field: string, value: Buffer, ttl: number, max: number, ifVersion?: number,
-      since?: number, unlock?: string) => await memory.setField(key, field, value, ttl, max, ifVersion, since, unlock),
+    setField: async (key: string, field: string, value: Buffer, options: SetFieldOptions) => await memory.setField(key, field, value, options),
     fields: async (key: string) => await memory.fields(key),
     deleteField: async (key: string, field: string) => await memory.deleteField(key, field),
     clear: async (prefix: string) => await memory.clear(prefix)
@@ -229,7 +228,7 @@ async function taggedMembers (t: Test, tagPruneIntervalMs: number): Promise<{ me
   await app.cache.set('short', 1, { ttl: 0.05, tags: ['t'] })
   await app.cache.set('long', 2, { ttl: 60, tags: ['t'] })
   const index = toStoreKey(app.cache.prefix, '__tags/t')
-  const members = async (): Promise<string[]> => (await app.cache.store.fields(index)).sort()
+  const members = async (): Promise<string[]> => (await (app.cache.store as PageStore).fields(index)).sort()
   const long = toStoreKey(app.cache.prefix, 'long')
   t.same(await members(), [long, toStoreKey(app.cache.prefix, 'short')].sort(), 'both entries are in the tag index')
   return { members, long }

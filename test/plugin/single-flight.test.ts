@@ -1,6 +1,9 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import { CacheCore } from '../../plugin/core.js'
+import { CacheCounters } from '../../plugin/stats.js'
+import { FailOpen } from '../../plugin/fail-open.js'
+import { FleetLocks, type FleetWait } from '../../plugin/fleet-locks.js'
+import { decodePage, type PageEntry } from '../../plugin/entry.js'
 import { encodePage } from '../../plugin/entry.js'
 import { normalizeOptions } from '../../plugin/options.js'
 import { RedisStore } from '../../plugin/stores/redis.js'
@@ -79,16 +82,24 @@ t.test('a leader that never replies releases its waiters after lockTimeoutMs', a
   t.equal(second.body, 'normal', 'the waiter gave up waiting and computed')
 })
 
-t.test('awaitFleet: a waiter on another process\'s lock', async (t) => {
+t.test('FleetLocks.awaitRelease: a waiter on another process\'s lock', async (t) => {
   const log = Fastify({ logger: false }).log
   const store = new RedisStore(client)
-  const coreWith = (lockTimeoutMs: number): CacheCore => new CacheCore(store, normalizeOptions({ lockTimeoutMs }), log)
+  const options = normalizeOptions({})
+  const locksWith = (lockTimeoutMs: number): { awaitFleet: (key: string, variant: string) => Promise<FleetWait<PageEntry>> } => {
+    const locks = new FleetLocks(store, new FailOpen(options, new CacheCounters(), log), { lockTimeoutMs, lookupTimeoutMs: options.lookupTimeoutMs })
+    const fresh = (read: { value: Buffer | undefined }): PageEntry | undefined => {
+      const entry = read.value === undefined ? undefined : decodePage(read.value)
+      return entry !== undefined && entry.createdAt + entry.ttlMs > Date.now() ? entry : undefined
+    }
+    return { awaitFleet: async (key, variant) => await locks.awaitRelease(key, variant, fresh, log) }
+  }
   const holder = { token: 'holder', ttlMs: 5_000 }
   let n = 0
   /** A page key of its own, locked by `holder`, with another variant stored so the key outlives short locks. */
   const lockedKey = async (ttlMs = holder.ttlMs): Promise<string> => {
     const key = `${redis.prefix}await-${++n}`
-    await store.setField(key, 'other', Buffer.from('x'), 60_000, 10)
+    await store.setField(key, 'other', Buffer.from('x'), { ttlMs: 60_000, maxFields: 10 })
     t.equal(await store.lockField(key, 'v', { ...holder, ttlMs }), true)
     return key
   }
@@ -98,15 +109,15 @@ t.test('awaitFleet: a waiter on another process\'s lock', async (t) => {
 
   t.test('gets the page its holder stores', async (t) => {
     const key = await lockedKey()
-    setTimeout(() => { store.setField(key, 'v', page, 60_000, 10, undefined, undefined, holder.token).catch(t.error) }, 30)
-    const waited = await coreWith(5_000).awaitFleet(key, 'v', log)
+    setTimeout(() => { store.setField(key, 'v', page, { ttlMs: 60_000, maxFields: 10, unlock: holder.token }).catch(t.error) }, 30)
+    const waited = await locksWith(5_000).awaitFleet(key, 'v')
     t.equal(waited.entry?.body.toString(), "the holder's page")
     t.equal(waited.token, undefined, 'and computes nothing')
   })
 
   t.test('takes over the lock of a holder that died, with the version of now', async (t) => {
     const key = await lockedKey(50)
-    const waited = await coreWith(5_000).awaitFleet(key, 'v', log)
+    const waited = await locksWith(5_000).awaitFleet(key, 'v')
     t.type(waited.token, 'string')
     t.equal(waited.version, 0)
     t.same(await fleetLocks(client, key), [`${key} v`], 'the lock is the waiter\'s now')
@@ -116,7 +127,7 @@ t.test('awaitFleet: a waiter on another process\'s lock', async (t) => {
   t.test('computes without a lock once the holder released it without a page', async (t) => {
     const key = await lockedKey()
     setTimeout(() => { store.unlockField(key, 'v', holder.token).catch(t.error) }, 30)
-    t.same(await coreWith(5_000).awaitFleet(key, 'v', log), {})
+    t.same(await locksWith(5_000).awaitFleet(key, 'v'), {})
     t.same(await fleetLocks(client, key), [], 'and takes none')
   })
 
@@ -124,14 +135,14 @@ t.test('awaitFleet: a waiter on another process\'s lock', async (t) => {
     const key = await lockedKey()
     setTimeout(() => { client.set(key, 'not a page hash').catch(t.error) }, 30)
     const started = Date.now()
-    t.same(await coreWith(5_000).awaitFleet(key, 'v', log), {})
+    t.same(await locksWith(5_000).awaitFleet(key, 'v'), {})
     t.ok(Date.now() - started < 2_000, 'long before lockTimeoutMs')
   })
 
   t.test('gives up after its own lockTimeoutMs on a lock that lives longer', async (t) => {
     const key = await lockedKey(10_000)
     const started = Date.now()
-    t.same(await coreWith(100).awaitFleet(key, 'v', log), {}, 'neither a page nor a lock: compute without one')
+    t.same(await locksWith(100).awaitFleet(key, 'v'), {}, 'neither a page nor a lock: compute without one')
     const waited = Date.now() - started
     t.ok(waited >= 100 && waited < 2_000, `waited ${waited} ms`)
     t.equal(await store.lockField(key, 'v', { token: 'other', ttlMs: 5_000 }), false, "the holder's lock is left alone")

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { Cluster, Redis } from 'ioredis'
-import { MemoryStore, RedisStore, type CacheStore } from '../../plugin/index.js'
+import { MemoryStore, RedisStore, type PageStore } from '../../plugin/index.js'
 import { startCluster } from '../helpers/cluster.js'
 import { runStoreContract } from '../helpers/store-contract.js'
 import { freePort, redisForFile, sleep } from '../helpers/redis.js'
@@ -57,16 +57,16 @@ t.test('RedisStore: lookups and writes issued together share one script call, an
   const { store, sent, stop } = await watchedStore(t)
   const keys = Array.from({ length: 20 }, (_, i) => `${redis.prefix}batch-${i}`)
   const lock = (i: number): { token: string, ttlMs: number } => ({ token: `t${i}`, ttlMs: 5_000 })
-  const reads = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', lock(i))))
+  const reads = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', { lock: lock(i) })))
   t.ok(reads.every((read) => read.value === undefined && read.lock === 'taken'), 'each missing variant is locked for its caller')
   const writes = await Promise.all(keys.map(async (key, i) =>
-    await store.setField(key, 'v', Buffer.from(`page ${i}`), 5_000, 10, reads[i]?.version, undefined, `t${i}`)))
+    await store.setField(key, 'v', Buffer.from(`page ${i}`), { ttlMs: 5_000, maxFields: 10, ifVersion: reads[i]?.version, unlock: `t${i}` })))
   t.ok(writes.every((written) => written), 'every write lands')
   // A command sent at once goes after what is queued: a write not awaited is seen by the read that follows it.
-  const pending = store.setField(keys[0]!, 'w', Buffer.from('later'), 5_000, 10)
+  const pending = store.setField(keys[0]!, 'w', Buffer.from('later'), { ttlMs: 5_000, maxFields: 10 })
   t.equal((await store.getField(keys[0]!, 'w')).value?.toString(), 'later')
   t.equal(await pending, true)
-  const again = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', lock(i + 100))))
+  const again = await Promise.all(keys.map(async (key, i) => await store.getField(key, 'v', { lock: lock(i + 100) })))
   t.same(again.map((read) => read.value?.toString()), keys.map((_key, i) => `page ${i}`), 'each caller gets its own key\'s page')
   t.ok(again.every((read) => read.lock === 'free'), 'and the writes released the locks')
   await stop()
@@ -77,10 +77,10 @@ t.test('RedisStore: lookups and writes issued together share one script call, an
 t.test('RedisStore: a batch carries at most 64 lookups, and at most 1 MB of pages', async (t) => {
   const { store, sent, stop } = await watchedStore(t)
   const keys = Array.from({ length: 150 }, (_, i) => `${redis.prefix}cap-${i}`)
-  const reads = await Promise.all(keys.map(async (key) => await store.getField(key, 'v', { token: 't', ttlMs: 5_000 })))
+  const reads = await Promise.all(keys.map(async (key) => await store.getField(key, 'v', { lock: { token: 't', ttlMs: 5_000 } })))
   t.equal(reads.length, 150)
   const big = Buffer.alloc(600 * 1024, 'x')
-  const written = await Promise.all([0, 1, 2].map(async (i) => await store.setField(keys[i]!, 'v', big, 5_000, 10)))
+  const written = await Promise.all([0, 1, 2].map(async (i) => await store.setField(keys[i]!, 'v', big, { ttlMs: 5_000, maxFields: 10 })))
   t.same(written, [true, true, true])
   await stop()
   t.equal(sent.filter((name) => name.startsWith('eval')).length, 3 + 3, '150 lookups in 3 calls; 3 pages of 600 KB in 3')
@@ -92,26 +92,26 @@ t.test('RedisStore on a read-only replica: lookups that cannot lock still read s
   const replica = pair.nodeClient(pair.replica.port)
   t.teardown(() => { master.disconnect(); replica.disconnect() })
   const key = 'replica-page'
-  t.equal(await new RedisStore(master).setField(key, 'v', Buffer.from('stored page'), 60_000, 10), true)
+  t.equal(await new RedisStore(master).setField(key, 'v', Buffer.from('stored page'), { ttlMs: 60_000, maxFields: 10 }), true)
   for (let i = 0; i < 100 && await replica.exists(key) === 0; i++) await sleep(20)
   const store = new RedisStore(replica)
   // The lookup script may write a lock, so the replica refuses it (READONLY): the store reads without a lock.
   const [hit, miss] = await Promise.all([
-    store.getField(key, 'v', { token: 'a', ttlMs: 5_000 }),
-    store.getField(key, 'missing', { token: 'b', ttlMs: 5_000 })
+    store.getField(key, 'v', { lock: { token: 'a', ttlMs: 5_000 } }),
+    store.getField(key, 'missing', { lock: { token: 'b', ttlMs: 5_000 } })
   ])
   t.equal(hit.value?.toString(), 'stored page', 'a stored page is still served')
   t.equal(hit.lock, 'free')
   t.equal(miss.value, undefined)
   t.equal(miss.lock, 'free', 'a missing page is computed without a lock')
   t.same(await replica.hkeys(key), ['v'], 'nothing was written on the replica')
-  await t.rejects(store.setField(key, 'w', Buffer.from('x'), 60_000, 10), /READONLY/, 'writes are refused, and say so')
+  await t.rejects(store.setField(key, 'w', Buffer.from('x'), { ttlMs: 60_000, maxFields: 10 }), /READONLY/, 'writes are refused, and say so')
 })
 
 t.test('RedisStore writes keys with a TTL', async (t) => {
   const store = new RedisStore(client)
   await store.set(redis.prefix + 'ttl', Buffer.from('x'), 5_000)
-  await store.setField(redis.prefix + 'ttl-f', '', Buffer.from('x'), 5_000, 10)
+  await store.setField(redis.prefix + 'ttl-f', '', Buffer.from('x'), { ttlMs: 5_000, maxFields: 10 })
   for (const key of ['ttl', 'ttl-f']) {
     const pttl = await client.pttl(redis.prefix + key)
     t.ok(pttl > 0 && pttl <= 5_000, `${key} expires (${pttl}ms)`)
@@ -124,7 +124,7 @@ t.test('MemoryStore stays within its byte bound, evicting the least recently use
   t.ok(store.calculatedSize <= 10_000, `held ${store.calculatedSize} bytes`)
   t.equal(await store.get('k0'), undefined, 'the oldest entry was evicted')
   t.ok(await store.get('k49'), 'the newest entry is kept')
-  for (let i = 0; i < 50; i++) await store.setField('fields', `v${i}`, Buffer.alloc(500, i), 60_000, 1_000)
+  for (let i = 0; i < 50; i++) await store.setField('fields', `v${i}`, Buffer.alloc(500, i), { ttlMs: 60_000, maxFields: 1_000 })
   t.ok(store.calculatedSize <= 10_000, `field growth is bounded too (${store.calculatedSize} bytes)`)
 })
 
@@ -132,11 +132,11 @@ t.test('RedisStore.delete on many keys in one call', async (t) => {
   const store = new RedisStore(client)
   const keys = Array.from({ length: 20 }, (_, i) => `${redis.prefix}many-${i}`)
   for (const key of keys) await store.set(key, Buffer.from('x'), 10_000)
-  t.equal(await store.delete(keys, 0), 20)
+  t.equal(await store.delete(keys, { tombstoneMs: 0 }), 20)
 })
 
 /** Both stores, for behaviours they must share; `exists` looks behind the store's back. */
-const bothStores: Array<[string, () => { store: CacheStore, prefix: string, exists: (key: string) => Promise<boolean> }]> = [
+const bothStores: Array<[string, () => { store: PageStore, prefix: string, exists: (key: string) => Promise<boolean> }]> = [
   ['MemoryStore', () => {
     const store = new MemoryStore({ maxBytes: 1024 * 1024 })
     // An empty item the store kept still takes its share of the byte bound.
@@ -152,13 +152,13 @@ for (const [name, make] of bothStores) {
     const { store, prefix } = make()
     const key = prefix + 'take-over'
     const waiter = (token: string): { token: string, ttlMs: number, takeOverOnly: true } => ({ token, ttlMs: 5_000, takeOverOnly: true })
-    await store.setField(key, 'other', Buffer.from('another variant keeps the key alive'), 60_000, 10)
-    const released = await store.getField(key, 'v', waiter('w1'))
+    await store.setField(key, 'other', Buffer.from('another variant keeps the key alive'), { ttlMs: 60_000, maxFields: 10 })
+    const released = await store.getField(key, 'v', { lock: waiter('w1') })
     t.same([released.lock, released.value], ['free', undefined], 'missing with no lock: released by a holder that stored nothing')
     t.equal(await store.lockField(key, 'v', { token: 'holder', ttlMs: 60 }), true, 'and the waiter locked nothing')
-    t.equal((await store.getField(key, 'v', waiter('w2'))).lock, 'held', 'a live lock is waited for')
+    t.equal((await store.getField(key, 'v', { lock: waiter('w2') })).lock, 'held', 'a live lock is waited for')
     await sleep(100)
-    t.equal((await store.getField(key, 'v', waiter('w3'))).lock, 'taken', 'an expired one is taken over')
+    t.equal((await store.getField(key, 'v', { lock: waiter('w3') })).lock, 'taken', 'an expired one is taken over')
     t.equal(await store.unlockField(key, 'v', 'holder'), false, 'the dead holder no longer owns it')
     t.equal(await store.unlockField(key, 'v', 'w3'), true, 'the waiter does')
   })
@@ -166,7 +166,7 @@ for (const [name, make] of bothStores) {
   t.test(`${name}: a lock outlives the key it was taken on`, async (t) => {
     const { store, prefix } = make()
     const key = prefix + 'short-key'
-    await store.setField(key, 'a', Buffer.from('page'), 50, 10)
+    await store.setField(key, 'a', Buffer.from('page'), { ttlMs: 50, maxFields: 10 })
     t.equal(await store.lockField(key, 'b', { token: 'holder', ttlMs: 5_000 }), true)
     await sleep(120)
     t.equal(await store.lockField(key, 'b', { token: 'other', ttlMs: 5_000 }), false, 'still held after the 50 ms the key was written for')
@@ -176,20 +176,20 @@ for (const [name, make] of bothStores) {
   t.test(`${name}: deleting the last variant of a key`, async (t) => {
     const { store, prefix, exists } = make()
     const plain = prefix + 'last-plain'
-    await store.setField(plain, 'a', Buffer.from('page'), 60_000, 10)
+    await store.setField(plain, 'a', Buffer.from('page'), { ttlMs: 60_000, maxFields: 10 })
     t.equal(await store.deleteField(plain, 'a'), true)
     t.equal(await exists(plain), false, 'a key never deleted and not locked goes with it')
 
     const purged = prefix + 'last-purged'
-    await store.delete([purged], 60_000)
+    await store.delete([purged], { tombstoneMs: 60_000 })
     t.equal((await store.getField(purged, 'a')).version, 1)
-    t.equal(await store.setField(purged, 'a', Buffer.from('page'), 60_000, 10, 1), true)
+    t.equal(await store.setField(purged, 'a', Buffer.from('page'), { ttlMs: 60_000, maxFields: 10, ifVersion: 1 }), true)
     t.equal(await store.deleteField(purged, 'a'), true)
     t.equal((await store.getField(purged, 'a')).version, 1, 'a deleted key keeps its version')
-    t.equal(await store.setField(purged, 'a', Buffer.from('older'), 60_000, 10, 0), false, 'so a write read before the delete is still refused')
+    t.equal(await store.setField(purged, 'a', Buffer.from('older'), { ttlMs: 60_000, maxFields: 10, ifVersion: 0 }), false, 'so a write read before the delete is still refused')
 
     const locked = prefix + 'last-locked'
-    await store.setField(locked, 'a', Buffer.from('page'), 60_000, 10)
+    await store.setField(locked, 'a', Buffer.from('page'), { ttlMs: 60_000, maxFields: 10 })
     t.equal(await store.lockField(locked, 'b', { token: 'holder', ttlMs: 5_000 }), true)
     t.equal(await store.deleteField(locked, 'a'), true)
     t.equal(await store.lockField(locked, 'b', { token: 'other', ttlMs: 5_000 }), false, 'a lock on another variant stays')
@@ -207,7 +207,7 @@ t.test('RedisStore: a batch answered with a reply that is not its script\'s fail
   const key = redis.prefix + 'mixed-up'
   const answered: Array<Promise<unknown>> = [mixed.call('CLIENT', 'REPLY', 'SKIP'), mixed.ping('skipped')]
   for (const pending of answered) pending.catch(() => {}) // they get what is left, or nothing, when it disconnects
-  const lookup = store.getField(key, 'v', { token: 'tok', ttlMs: 5_000 })
+  const lookup = store.getField(key, 'v', { lock: { token: 'tok', ttlMs: 5_000 } })
   await new Promise((resolve) => setImmediate(resolve)) // the batch leaves at the end of this turn of the loop
   // Two replies are missing, so the batch gets the reply to the second command sent after it.
   mixed.ping('handed to the first ping').catch(() => {})
@@ -220,7 +220,7 @@ t.test('RedisStore: a version field that is not a number is foreign data, read a
   const key = redis.prefix + 'bad-version'
   await client.hset(key, ' version', 'not a number', 'v', 'not ours')
   t.same(await store.getField(key, 'v'), { value: undefined, version: 0, foreign: true })
-  t.equal(await store.setField(key, 'v', Buffer.from('ours'), 60_000, 10), true)
+  t.equal(await store.setField(key, 'v', Buffer.from('ours'), { ttlMs: 60_000, maxFields: 10 }), true)
   const read = await store.getField(key, 'v')
   t.same([read.value?.toString(), read.version, read.foreign], ['ours', 0, undefined])
   t.same(await client.hkeys(key), ['v'], 'the foreign bookkeeping is gone')

@@ -1,5 +1,3 @@
-import type { FastifyBaseLogger } from 'fastify'
-
 export type BreakerState = 'closed' | 'open' | 'half-open'
 
 /** What `allow` hands a call it lets through; the call's outcome is reported with it. */
@@ -92,37 +90,5 @@ export class CircuitBreaker {
     this.failures = 0
     this.probing = false
     this.epoch++
-  }
-}
-
-/**
- * Calls `onLate` once `ms` have passed and the event loop has since polled for I/O (a setImmediate after the timer),
- * so that an answer which reached the socket while the process was busy, e.g. rendering other requests, is read
- * first: a busy event loop is not mistaken for a slow store. Returns a function that cancels it.
- */
-export function afterBudget (ms: number, onLate: () => void): () => void {
-  let immediate: NodeJS.Immediate | undefined
-  const timer = setTimeout(() => { immediate = setImmediate(onLate) }, ms)
-  return () => {
-    clearTimeout(timer)
-    if (immediate !== undefined) clearImmediate(immediate)
-  }
-}
-
-/** Logs at most one line per kind of failure per interval, with the count of the lines it held back. */
-export class RateLimitedLog {
-  private readonly last = new Map<string, { at: number, suppressed: number }>()
-
-  constructor (private readonly intervalMs: number) {}
-
-  warn (log: FastifyBaseLogger, kind: string, err: unknown, message: string): void {
-    const now = Date.now()
-    const seen = this.last.get(kind)
-    if (seen !== undefined && now - seen.at < this.intervalMs) {
-      seen.suppressed++
-      return
-    }
-    log.warn({ err, cacheFailure: kind, suppressed: seen?.suppressed ?? 0 }, message)
-    this.last.set(kind, { at: now, suppressed: 0 })
   }
 }

@@ -1,0 +1,147 @@
+import { Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { CacheEngine } from './engine.js'
+import { framePage, isEntityTag, type PageEntry } from './entry.js'
+import { responseIsStorable, storedHeaders } from './http-semantics.js'
+import type { Miss } from './lookup.js'
+import type { NormalizedRouteOptions } from './options.js'
+import { label, serveGrace, type CacheLabel } from './serve.js'
+
+const EMPTY = Buffer.alloc(0)
+
+function isNodeStream (payload: unknown): payload is Readable {
+  return typeof (payload as Readable | null)?.pipe === 'function'
+}
+
+async function * replay (head: Buffer[], rest: AsyncIterator<Buffer | string>): AsyncGenerator<Buffer | string> {
+  yield * head
+  while (true) {
+    const next = await rest.next()
+    if (next.done === true) return
+    yield next.value
+  }
+}
+
+/** Buffers a stream up to `maxBytes`. Past that, hands back an equivalent stream and stores nothing. */
+async function bufferStream (stream: Readable, maxBytes: number): Promise<Buffer | Readable> {
+  const chunks: Buffer[] = []
+  let size = 0
+  const iterator: AsyncIterator<Buffer | string> = stream[Symbol.asyncIterator]()
+  while (true) {
+    const next = await iterator.next()
+    if (next.done === true) return Buffer.concat(chunks, size)
+    const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value
+    chunks.push(chunk)
+    size += chunk.length
+    if (size > maxBytes) return Readable.from(replay(chunks, iterator), { objectMode: false })
+  }
+}
+
+/** The body as sent: a string stays one until it is framed for the store, so it is encoded once. */
+function bodyOf (payload: unknown): Buffer | string | undefined {
+  if (typeof payload === 'string' || Buffer.isBuffer(payload)) return payload
+  if (payload === null || payload === undefined) return EMPTY
+  return undefined
+}
+
+interface Captured {
+  /** What goes to the client: the payload, or the same bytes read from a stream, or a view of the stored frame. */
+  payload: unknown
+  /** The entry, and its bytes as stored. */
+  stored?: { entry: PageEntry, bytes: Buffer }
+}
+
+/**
+ * Decides what of a response is stored (the `backend_response` of the cache) and frames it: a storable status and
+ * headers, a body of known size within `maxBodyBytes`, passing the route's `filter`.
+ */
+async function capture (
+  engine: CacheEngine, route: NormalizedRouteOptions, request: FastifyRequest, reply: FastifyReply, payload: unknown
+): Promise<Captured> {
+  if (!route.statusCodes.has(reply.statusCode) || !responseIsStorable(reply)) return { payload }
+  const maxBodyBytes = engine.options.maxBodyBytes
+  let body = bodyOf(payload)
+  if (body === undefined) {
+    if (!isNodeStream(payload)) return { payload } // a web stream or a Response: sent as is, not stored
+    const buffered = await bufferStream(payload, maxBodyBytes)
+    if (!Buffer.isBuffer(buffered)) return { payload: buffered }
+    body = buffered
+  }
+  const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length
+  if (size > maxBodyBytes) return { payload: body }
+  try {
+    return frameResponse(route, request, reply, body, size)
+  } catch (err) {
+    engine.failOpen.warn(request.log, 'route', err, 'fastify-cache: a route cache option threw; response not stored')
+    return { payload: body }
+  }
+}
+
+/** The entry of a response whose body is known: the route's `filter` and `tags` have their say. */
+function frameResponse (
+  route: NormalizedRouteOptions, request: FastifyRequest, reply: FastifyReply, body: Buffer | string, size: number
+): Captured {
+  if (route.filter !== undefined) {
+    if (typeof body === 'string') body = Buffer.from(body) // the filter is given bytes
+    if (!route.filter(request, reply, body)) return { payload: body }
+  }
+  const tags = typeof route.tags === 'function' ? route.tags(request, reply) : route.tags ?? []
+  const handlerEtag = reply.getHeader('etag')
+  const meta = {
+    status: reply.statusCode,
+    headers: storedHeaders(reply),
+    createdAt: Date.now(),
+    ttlMs: route.ttlMs,
+    staleMs: Math.max(route.staleWhileRevalidateMs, route.graceMs),
+    tags
+  }
+  // Without a well-formed etag of the handler's own, one is computed from the body as framed.
+  const framed = framePage(isEntityTag(handlerEtag) ? { ...meta, etag: handlerEtag } : meta, body, size)
+  const entry: PageEntry = { ...meta, etag: framed.etag, body: framed.body }
+  return { payload: framed.body, stored: { entry, bytes: framed.bytes } }
+}
+
+/**
+ * onSend of a request that missed: serves grace if the handler failed, otherwise stores what may be stored, then
+ * hands the page to the requests waiting on it and releases its lock.
+ */
+export async function storeMiss (
+  engine: CacheEngine, route: NormalizedRouteOptions, request: FastifyRequest, reply: FastifyReply, payload: unknown,
+  miss: Miss
+): Promise<unknown> {
+  const failed = reply.statusCode >= 500
+  let entry: PageEntry | undefined
+  let outcome: CacheLabel = 'BYPASS'
+  try {
+    if (miss.stale !== undefined && failed) {
+      outcome = 'STALE'
+      return serveGrace(request, reply, miss.stale)
+    }
+    const captured = await capture(engine, route, request, reply, payload)
+    if (captured.stored !== undefined) {
+      entry = captured.stored.entry
+      outcome = 'MISS'
+      reply.header('etag', entry.etag)
+      write(engine, request, miss, entry, captured.stored.bytes)
+    }
+    return captured.payload
+  } finally {
+    label(reply, engine.counters, outcome)
+    if (miss.flight !== undefined) engine.flights.end(miss.id, miss.flight, entry, failed)
+    // Not stored: let the others compute it. (A write releases the lock itself, in the same step.)
+    if (miss.lockToken !== undefined) engine.locks.unlock(miss.storeKey, miss.variant, miss.lockToken, request.log)
+  }
+}
+
+/** Writes the page, unless a purge ran while it was computed (it may predate the purge); L1 keeps what the store took. */
+function write (engine: CacheEngine, request: FastifyRequest, miss: Miss, entry: PageEntry, bytes: Buffer): void {
+  if (miss.generation !== engine.invalidation.generation) return
+  const written = engine.pages.write(miss.storeKey, miss.variant, bytes, {
+    ttlMs: entry.ttlMs + entry.staleMs, tags: entry.tags, ifVersion: miss.version, startedAt: miss.startedAt, unlock: miss.lockToken
+  }, request.log)
+  miss.lockToken = undefined
+  const l1 = engine.l1
+  if (l1 === undefined) return
+  written.then((ok) => { if (ok && miss.generation === engine.invalidation.generation) l1.set(miss.id, entry, miss.version ?? 0) })
+    .catch(() => {})
+}

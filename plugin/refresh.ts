@@ -1,0 +1,42 @@
+import type { FastifyRequest } from 'fastify'
+import type { CacheEngine } from './engine.js'
+import type { RequestKey } from './key.js'
+import { pageId } from './keyspace.js'
+
+/** Marks a background refresh request; its value must be the process's token. */
+export const REFRESH_HEADER = 'x-fastify-cache-revalidate'
+
+// Never copied into a background refresh: they belong to the visitor, not to the page.
+const PRIVATE_REQUEST_HEADERS = new Set([
+  'cookie', 'authorization', 'proxy-authorization', 'host', 'content-length', 'connection', 'if-none-match',
+  'if-modified-since', REFRESH_HEADER
+])
+
+/** Whether a request is this process's own background refresh (which recomputes the page, ignoring what is stored). */
+export function isRefresh (request: FastifyRequest, engine: CacheEngine): boolean {
+  return request.headers[REFRESH_HEADER] === engine.refreshToken
+}
+
+/**
+ * Refreshes a stale page once across the fleet, in the background, through the app itself: an anonymous GET of the
+ * same URL with the same headers, minus the visitor's own.
+ */
+export function refreshInBackground (engine: CacheEngine, request: FastifyRequest, key: RequestKey): void {
+  const id = pageId(key.storeKey, key.variant)
+  if (engine.refreshes.has(id) || engine.flights.has(id)) return
+  const headers: Record<string, string | string[]> = {}
+  for (const name in request.headers) {
+    const value = request.headers[name]
+    if (value !== undefined && !PRIVATE_REQUEST_HEADERS.has(name)) headers[name] = value
+  }
+  headers[REFRESH_HEADER] = engine.refreshToken
+  engine.refreshes.run(id, async () => {
+    const lock = await engine.locks.lock(key.storeKey, key.variant, request.log)
+    if (lock.held) return // another process is refreshing it
+    try {
+      await request.server.inject({ method: 'GET', url: request.url, headers })
+    } finally {
+      if (lock.token !== undefined) engine.locks.unlock(key.storeKey, key.variant, lock.token, request.log)
+    }
+  }).promise.catch((err: unknown) => engine.failOpen.warn(request.log, 'revalidate', err, 'fastify-cache: background refresh failed'))
+}
