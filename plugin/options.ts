@@ -221,45 +221,64 @@ function isRedisClient (value: unknown): value is RedisClient {
     (typeof client.scanStream === 'function' || (client.isCluster === true && typeof client.nodes === 'function'))
 }
 
-export function normalizeOptions (input: FastifyCacheOptions | undefined): NormalizedOptions {
-  const options: Record<string, unknown> = (input ?? {}) as Record<string, unknown>
-  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'expected an object')
-  rejectUnknown(options, PLUGIN_OPTION_NAMES, '')
-
-  const prefix = options.prefix ?? DEFAULT_PREFIX
+function checkPrefix (prefix: unknown): string {
   if (typeof prefix !== 'string' || prefix.length === 0 || Buffer.byteLength(prefix) > MAX_PREFIX_BYTES ||
     /[\s\u0000-\u001f]/u.test(prefix)) { // eslint-disable-line no-control-regex
     throw invalidOption('prefix', `expected a non-empty string of at most ${MAX_PREFIX_BYTES} bytes without ` +
       `spaces or control characters, got ${describe(prefix)}`)
   }
+  return prefix
+}
 
-  const store = options.store
-  if (store !== undefined && store !== 'redis' && store !== 'memory') {
-    if (typeof store !== 'object' || store === null) {
-      throw invalidOption('store', `expected 'redis', 'memory' or a CacheStore object, got ${describe(store)}`)
-    }
-    const missing = VALUE_STORE_METHODS.filter((name) => typeof (store as Record<string, unknown>)[name] !== 'function')
-    if (missing.length > 0) {
-      throw invalidOption('store', `a custom store must implement ${VALUE_STORE_METHODS.join(', ')}; ` +
-        `missing: ${missing.join(', ')}`)
-    }
+/** A custom store is checked by its method names, like async-cache-dedupe's. */
+function checkStore (store: unknown): NormalizedOptions['store'] {
+  if (store === undefined || store === 'redis' || store === 'memory') return store
+  if (typeof store !== 'object' || store === null) {
+    throw invalidOption('store', `expected 'redis', 'memory' or a CacheStore object, got ${describe(store)}`)
   }
+  const missing = VALUE_STORE_METHODS.filter((name) => typeof (store as Record<string, unknown>)[name] !== 'function')
+  if (missing.length > 0) {
+    throw invalidOption('store', `a custom store must implement ${VALUE_STORE_METHODS.join(', ')}; ` +
+      `missing: ${missing.join(', ')}`)
+  }
+  return store as CacheStore
+}
 
-  const redis = options.redis
-  if (redis !== undefined) {
-    if (typeof redis === 'string') {
-      let protocol = ''
-      try { protocol = new URL(redis).protocol } catch {}
-      if (protocol !== 'redis:' && protocol !== 'rediss:') {
-        throw invalidOption('redis', `expected a redis:// or rediss:// URL, got ${describe(redis)}`)
-      }
-    } else if (!isRedisClient(redis)) {
-      throw invalidOption('redis', `expected an ioredis client, Cluster or URL, got ${describe(redis)}`)
+function checkRedis (redis: unknown, store: NormalizedOptions['store']): NormalizedOptions['redis'] {
+  if (redis === undefined) return undefined
+  if (typeof redis === 'string') {
+    let protocol = ''
+    try { protocol = new URL(redis).protocol } catch {}
+    if (protocol !== 'redis:' && protocol !== 'rediss:') {
+      throw invalidOption('redis', `expected a redis:// or rediss:// URL, got ${describe(redis)}`)
     }
+  } else if (!isRedisClient(redis)) {
+    throw invalidOption('redis', `expected an ioredis client, Cluster or URL, got ${describe(redis)}`)
   }
-  if (store === 'memory' && redis !== undefined) {
-    throw invalidOption('redis', "is set but store is 'memory'; drop one of them")
+  if (store === 'memory') throw invalidOption('redis', "is set but store is 'memory'; drop one of them")
+  return redis
+}
+
+function normalizeL1 (l1Option: unknown): NormalizedOptions['l1'] {
+  if (l1Option === false) return undefined
+  if (l1Option !== true && (typeof l1Option !== 'object' || l1Option === null || Array.isArray(l1Option))) {
+    throw invalidOption('l1', `expected true or { maxBytes, ttl }, got ${describe(l1Option)}`)
   }
+  const l1Settings = (l1Option === true ? {} : l1Option) as Record<string, unknown>
+  rejectUnknown(l1Settings, new Set(['maxBytes', 'ttl']), 'l1')
+  return {
+    maxBytes: positiveNumber(l1Settings.maxBytes, 'l1.maxBytes', DEFAULT_L1_MAX_BYTES, { integer: true }),
+    ttlMs: positiveNumber(l1Settings.ttl, 'l1.ttl', DEFAULT_L1_TTL_SECONDS) * 1000
+  }
+}
+
+export function normalizeOptions (input: FastifyCacheOptions | undefined): NormalizedOptions {
+  const options: Record<string, unknown> = (input ?? {}) as Record<string, unknown>
+  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'expected an object')
+  rejectUnknown(options, PLUGIN_OPTION_NAMES, '')
+  const prefix = checkPrefix(options.prefix ?? DEFAULT_PREFIX)
+  const store = checkStore(options.store)
+  const redis = checkRedis(options.redis, store)
 
   const breaker = options.breaker ?? {}
   if (typeof breaker !== 'object' || breaker === null || Array.isArray(breaker)) {
@@ -272,19 +291,7 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
   }
   rejectUnknown(memory, new Set(['maxBytes']), 'memory')
 
-  const l1Option = options.l1 ?? false
-  let l1: NormalizedOptions['l1']
-  if (l1Option !== false) {
-    if (l1Option !== true && (typeof l1Option !== 'object' || l1Option === null || Array.isArray(l1Option))) {
-      throw invalidOption('l1', `expected true or { maxBytes, ttl }, got ${describe(l1Option)}`)
-    }
-    const l1Settings = (l1Option === true ? {} : l1Option) as Record<string, unknown>
-    rejectUnknown(l1Settings, new Set(['maxBytes', 'ttl']), 'l1')
-    l1 = {
-      maxBytes: positiveNumber(l1Settings.maxBytes, 'l1.maxBytes', DEFAULT_L1_MAX_BYTES, { integer: true }),
-      ttlMs: positiveNumber(l1Settings.ttl, 'l1.ttl', DEFAULT_L1_TTL_SECONDS) * 1000
-    }
-  }
+  const l1 = normalizeL1(options.l1 ?? false)
   const bus = options.bus ?? false
   if (typeof bus !== 'boolean') throw invalidOption('bus', `expected a boolean, got ${describe(bus)}`)
   if (bus && store === 'memory') throw invalidOption('bus', "needs Redis; the memory store is one process's own")
@@ -294,8 +301,8 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
     l1,
     bus,
     defaultTtl: positiveNumber(options.defaultTtl, 'defaultTtl', DEFAULT_TTL_SECONDS),
-    store: store as NormalizedOptions['store'],
-    redis: redis as NormalizedOptions['redis'],
+    store,
+    redis,
     lookupTimeoutMs: positiveNumber(options.lookupTimeoutMs, 'lookupTimeoutMs', DEFAULT_LOOKUP_TIMEOUT_MS),
     operationTimeoutMs: positiveNumber(options.operationTimeoutMs, 'operationTimeoutMs', DEFAULT_OPERATION_TIMEOUT_MS),
     breakerThreshold: positiveNumber((breaker as Record<string, unknown>).threshold, 'breaker.threshold',

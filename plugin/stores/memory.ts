@@ -85,7 +85,7 @@ export class MemoryStore implements PageStore {
     if (item !== undefined && item.kind !== 'fields') return { value: undefined, version: 0, foreign: true }
     const read: FieldRead = { value: item?.fields.get(field), version: item?.version ?? 0 }
     if (lock === undefined) return read
-    if (this.lockHeld(item, field)) read.lock = 'held'
+    if (this.lockHeld(item, field, lock.ttlMs)) read.lock = 'held'
     else if (read.value !== undefined || (lock.takeOverOnly === true && item?.locks?.has(field) !== true)) read.lock = 'free'
     else {
       this.takeLock(key, item, field, lock)
@@ -94,9 +94,11 @@ export class MemoryStore implements PageStore {
     return read
   }
 
-  private lockHeld (item: FieldsItem | undefined, field: string): boolean {
+  /** A live lock, bounded by `ttlMs` from now like RedisStore's: no expiry outlives the lock timeout. */
+  private lockHeld (item: FieldsItem | undefined, field: string, ttlMs: number): boolean {
     const lock = item?.locks?.get(field)
-    return lock !== undefined && lock.expiresAt > Date.now()
+    const now = Date.now()
+    return lock !== undefined && lock.expiresAt > now && lock.expiresAt <= now + ttlMsOf(ttlMs)
   }
 
   private takeLock (key: string, current: FieldsItem | undefined, field: string, lock: FieldLock): void {
@@ -114,7 +116,7 @@ export class MemoryStore implements PageStore {
 
   async lockField (key: string, field: string, lock: FieldLock): Promise<boolean> {
     const item = this.lru.get(key, { updateAgeOnGet: false })
-    if (item?.kind === 'value' || (item !== undefined && this.lockHeld(item, field))) return false
+    if (item?.kind === 'value' || (item !== undefined && this.lockHeld(item, field, lock.ttlMs))) return false
     this.takeLock(key, item, field, lock)
     return true
   }
@@ -137,12 +139,14 @@ export class MemoryStore implements PageStore {
     if (current?.kind === 'fields') {
       item = current
       ttl = Math.max(ttl, this.remainingTtl(key))
-      if (!item.fields.has(field) && maxFields > 0 && item.fields.size >= maxFields) {
-        item.fields.clear()
-        item.size = 0
-      }
       const previous = item.fields.get(field)
-      if (previous !== undefined) item.size -= previous.length + field.length
+      if (previous !== undefined) {
+        item.size -= previous.length + field.length
+        // A Map keeps insertion order: moved to the end, the fields stay in the order they were last written.
+        item.fields.delete(field)
+      } else if (maxFields > 0 && item.fields.size >= maxFields) {
+        this.evictOldest(item, maxFields)
+      }
     } else {
       item = { kind: 'fields', fields: new Map(), size: 0, version, purgedAt: 0 }
     }
@@ -151,6 +155,21 @@ export class MemoryStore implements PageStore {
     // Setting again re-measures the item and may evict others to stay under maxBytes.
     this.lru.set(key, item, { ttl })
     return true
+  }
+
+  /**
+   * Drops the least recently written variants down to three quarters of the bound, like RedisStore, never the plain
+   * variant ''.
+   */
+  private evictOldest (item: FieldsItem, maxFields: number): void {
+    let drop = item.fields.size + 1 - Math.floor(maxFields * 3 / 4)
+    for (const [name, value] of item.fields) {
+      if (drop <= 0) break
+      if (name === '') continue
+      item.fields.delete(name)
+      item.size -= value.length + name.length
+      drop--
+    }
   }
 
   async deleteField (key: string, field: string): Promise<boolean> {

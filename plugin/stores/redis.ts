@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import calculateSlot from 'cluster-key-slot'
 import type { RedisClient } from '../redis-client.js'
 import {
-  LOCK_FIELD_PREFIX, PURGED_FIELD, VERSION_FIELD, isInternalField, type DeleteOptions, type FieldLock, type FieldRead,
+  LOCK_FIELD_PREFIX, PURGED_FIELD, VERSION_FIELD, WRITTEN_FIELD_PREFIX, isInternalField, type DeleteOptions, type FieldLock, type FieldRead,
   type GetFieldOptions, type PageStore, type SetFieldOptions, type StoreKeyInfo
 } from './store.js'
 
@@ -29,10 +29,12 @@ local function nowMs ()
   local now = redis.call('TIME')
   return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 end
-local function live (lock, now)
+-- A lock lives until its expiry, but never longer than the lock timeout from now: an expiry planted far in the
+-- future (or left by a clock that jumped) cannot stall a page for longer than one computation may take.
+local function live (lock, now, ttl)
   if not lock then return false end
   local expires = tonumber(string.match(lock, ' (%d+)$'))
-  return expires ~= nil and expires > now
+  return expires ~= nil and expires > now and expires <= now + ttl
 end
 local function takeLock (key, lockField, token, ttl, now)
   redis.call('HSET', key, lockField, token .. ' ' .. (now + ttl))
@@ -48,7 +50,7 @@ local function getOrLock (key, field, token, ttl, takeOverOnly, now)
   local lockField = '${LOCK_FIELD_PREFIX}' .. field
   local found = redis.pcall('HMGET', key, field, '${VERSION_FIELD}', lockField)
   if found.err or (found[2] and not tonumber(found[2])) then return false, false, 3 end
-  if live(found[3], now) then return found[1], found[2], 1 end
+  if live(found[3], now, tonumber(ttl)) then return found[1], found[2], 1 end
   if found[1] or (takeOverOnly == '1' and not found[3]) then return found[1], found[2], 0 end
   takeLock(key, lockField, token, tonumber(ttl), now)
   return false, found[2], 2
@@ -72,7 +74,7 @@ local lockField = '${LOCK_FIELD_PREFIX}' .. ARGV[1]
 local kind = redis.call('TYPE', key).ok
 if kind ~= 'hash' and kind ~= 'none' then return 0 end
 local now = nowMs()
-if live(redis.call('HGET', key, lockField), now) then return 0 end
+if live(redis.call('HGET', key, lockField), now, tonumber(ARGV[3])) then return 0 end
 takeLock(key, lockField, ARGV[2], tonumber(ARGV[3]), now)
 return 1`
 
@@ -91,6 +93,27 @@ return 0`
 // variants may need longer. Per key, ARGV holds 7 values: field, value, ttl ms, maxFields, ifVersion or '',
 // ifNotPurgedSince or '', unlock token or ''. Per key, it returns 1 when written, else 0.
 const SET_FIELD = `#!lua
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+-- Past maxFields variants, drops the least recently written down to three quarters of the bound (so that a stream of
+-- new variants pays for the sort once per quarter), never the plain variant '' nor the one just written.
+local function evictOldest (key, maxFields, written)
+  local variants = {}
+  for _, name in ipairs(redis.call('HKEYS', key)) do if not (${INTERNAL}) then variants[#variants + 1] = name end end
+  if #variants <= maxFields then return end
+  local stamps = {}
+  for i, name in ipairs(variants) do stamps[i] = '${WRITTEN_FIELD_PREFIX}' .. name end
+  local seqs = redis.call('HMGET', key, unpack(stamps))
+  local candidates = {}
+  for i, name in ipairs(variants) do
+    if name ~= '' and name ~= written then candidates[#candidates + 1] = { name, tonumber(seqs[i]) or 0 } end
+  end
+  table.sort(candidates, function (a, b) return a[2] < b[2] end)
+  local drop = #variants - math.floor(maxFields * 3 / 4)
+  for i = 1, math.min(drop, #candidates) do
+    redis.call('HDEL', key, candidates[i][1], '${WRITTEN_FIELD_PREFIX}' .. candidates[i][1])
+  end
+end
 local function setField (key, field, value, ttl, maxFields, ifVersion, ifNotPurgedSince, unlock)
   local lockField = '${LOCK_FIELD_PREFIX}' .. field
   local found = redis.pcall('HMGET', key, '${VERSION_FIELD}', '${PURGED_FIELD}', lockField)
@@ -108,19 +131,12 @@ local function setField (key, field, value, ttl, maxFields, ifVersion, ifNotPurg
   if ifVersion ~= '' and (version or '0') ~= ifVersion then return 0 end
   if ifNotPurgedSince ~= '' and purged and tonumber(purged) >= tonumber(ifNotPurgedSince) then return 0 end
   maxFields = tonumber(maxFields)
-  if redis.call('HSET', key, field, value) == 1 and maxFields > 0 and redis.call('HLEN', key) > maxFields then
-    local names = redis.call('HKEYS', key)
-    local keep = {}
-    for _, name in ipairs(names) do if ${INTERNAL} then keep[#keep + 1] = name end end
-    if #names - #keep > maxFields then
-      local kept = {}
-      if #keep > 0 then kept = redis.call('HMGET', key, unpack(keep)) end
-      redis.call('UNLINK', key)
-      redis.call('HSET', key, field, value)
-      for i, name in ipairs(keep) do
-        if kept[i] then redis.call('HSET', key, name, kept[i]) end
-      end
-    end
+  if maxFields == 0 then
+    redis.call('HSET', key, field, value)
+  else
+    -- Bounded keys note when each variant was written (the store's clock), so that the least recent go first.
+    if redis.call('HSET', key, field, value, '${WRITTEN_FIELD_PREFIX}' .. field, now) > 0 and
+      redis.call('HLEN', key) > 2 * maxFields then evictOldest(key, maxFields, field) end
   end
   ttl = tonumber(ttl)
   if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
@@ -467,7 +483,7 @@ export class RedisStore implements PageStore {
   }
 
   async deleteField (key: string, field: string): Promise<boolean> {
-    return (await wrongTypeIsMissing(this.direct.hdel(key, field))) === 1
+    return (await wrongTypeIsMissing(this.direct.hdel(key, field, WRITTEN_FIELD_PREFIX + field))) as number > 0
   }
 
   async fields (key: string): Promise<string[]> {

@@ -51,7 +51,7 @@ export interface GetFieldOptions {
 export interface SetFieldOptions {
   /** The key then lives at least this long. */
   ttlMs: number
-  /** Past this many variants the key starts over, keeping the plain variant '' (0 or absent: no bound). */
+  /** Past this many variants the least recently written are dropped, never the plain variant '' (0: no bound). */
   maxFields?: number
   /** Write only if the key's version still is this one (no delete since it was read). */
   ifVersion?: number
@@ -102,6 +102,8 @@ export function isPageStore (store: CacheStore): store is PageStore {
 export const VERSION_FIELD = ' version'
 export const PURGED_FIELD = ' purged'
 export const LOCK_FIELD_PREFIX = ' lock '
+/** In a bounded key, when each variant was last written (`' w ' + variant`: epoch ms), to drop the oldest first. */
+export const WRITTEN_FIELD_PREFIX = ' w '
 
 /** Whether a field of a field key is the key's own bookkeeping rather than a variant. */
 export function isInternalField (name: string): boolean {

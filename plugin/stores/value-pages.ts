@@ -96,10 +96,14 @@ export class ValuePages implements PageStore {
   async setField (key: string, field: string, value: Buffer, { ttlMs, maxFields = 0 }: SetFieldOptions): Promise<boolean> {
     const variants = await this.#variants(key) ?? { map: new Map<string, Buffer>(), expiresAt: 0 }
     const map = variants.map
-    if (!map.has(field) && maxFields > 0 && map.size >= maxFields) {
-      const plain = map.get('')
-      map.clear()
-      if (plain !== undefined) map.set('', plain)
+    if (map.has(field)) map.delete(field) // re-inserted last: the map stays in write order
+    else if (maxFields > 0 && map.size >= maxFields) {
+      // The least recently written go first, down to three quarters of the bound; never the plain variant ''.
+      let drop = map.size + 1 - Math.floor(maxFields * 3 / 4)
+      for (const name of map.keys()) {
+        if (drop <= 0) break
+        if (name !== '' && map.delete(name)) drop--
+      }
     }
     map.set(field, value)
     variants.expiresAt = Math.max(variants.expiresAt, Date.now() + ttlMs)

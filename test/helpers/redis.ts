@@ -142,6 +142,11 @@ export async function redisForFile (
 
 export { setTimeout as sleep } from 'node:timers/promises'
 
+/** The variants of a page or memoize hash: its fields but the plugin's own bookkeeping (names starting with a space). */
+export async function variantCount (client: Redis, key: string): Promise<number> {
+  return (await client.hkeys(key)).filter((name) => !name.startsWith(' ')).length
+}
+
 /**
  * Every fleet lock held under `prefix`, as `<key> <variant>`: the `' lock <variant>'` fields of the page hashes
  * (plugin/stores/store.ts). Once no request is in flight, each one left is a lock nobody will release.

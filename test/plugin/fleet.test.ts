@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { build } from '../helpers/app.js'
-import { RedisStore, type CacheStore, type FastifyCacheOptions, type FieldLock } from '../../plugin/index.js'
+import { RedisStore, type CacheStore, type FastifyCacheOptions, type GetFieldOptions } from '../../plugin/index.js'
 import { fleetLocks, redisForFile, sleep } from '../helpers/redis.js'
 import { childEnv } from '../helpers/child.js'
 
@@ -49,9 +49,9 @@ t.test('a lookup that fails after it reached Redis releases the lock it may have
   const store = new Proxy(real, {
     get (target, name) {
       if (name === 'getField') {
-        return async (key: string, field: string, lock?: FieldLock) => {
-          const read = await target.getField(key, field, { lock })
-          if (lock !== undefined && failures++ === 0) throw new Error('the connection closed after the lookup was sent')
+        return async (key: string, field: string, options?: GetFieldOptions) => {
+          const read = await target.getField(key, field, options)
+          if (options?.lock !== undefined && failures++ === 0) throw new Error('the connection closed after the lookup was sent')
           return read
         }
       }
