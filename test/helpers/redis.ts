@@ -143,7 +143,7 @@ export async function redisForFile (
 export { setTimeout as sleep } from 'node:timers/promises'
 
 /** The variants of a page or memoize hash: its fields but the plugin's own bookkeeping (names starting with a space). */
-export async function variantCount (client: Redis, key: string): Promise<number> {
+export async function variantCount (client: Pick<Redis, 'hkeys'>, key: string): Promise<number> {
   return (await client.hkeys(key)).filter((name) => !name.startsWith(' ')).length
 }
 
