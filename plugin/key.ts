@@ -81,6 +81,35 @@ function headerValue (value: string | string[] | undefined): string | undefined 
 }
 
 /**
+ * The keyed query as the route reads it, when the route has a querystring schema: the parsed query, coerced by the
+ * route's own validator (on a copy: the request is validated again later, as usual), in canonical form. null when it
+ * fails validation (the request gets a 400, which is not cached); undefined without a schema.
+ */
+function parsedQuery (request: FastifyRequest, keyed: 'all' | ReadonlySet<string>): string | null | undefined {
+  const validate = typeof request.getValidationFunction === 'function' ? request.getValidationFunction('querystring') : undefined
+  if (typeof validate !== 'function') return undefined
+  const copy: Record<string, unknown> = {}
+  const query = request.query as Record<string, unknown>
+  for (const name in query) {
+    const value = query[name]
+    copy[name] = Array.isArray(value) ? [...value] : value
+  }
+  // Ajv answers a boolean and coerces in place; other compilers Fastify accepts answer { error } or { value }.
+  const result: unknown = validate(copy)
+  if (result === false || (result as { error?: unknown } | null)?.error !== undefined) return null
+  const coerced = (result as { value?: Record<string, unknown> } | null)?.value ?? copy
+  const params = new URLSearchParams()
+  for (const name of Object.keys(coerced).sort()) {
+    if (keyed !== 'all' && !keyed.has(name)) continue
+    const value = coerced[name]
+    for (const item of Array.isArray(value) ? value : [value]) {
+      params.append(name, typeof item === 'object' && item !== null ? JSON.stringify(item) : String(item))
+    }
+  }
+  return params.toString()
+}
+
+/**
  * Computes where a request's response lives. Returns null when the request must bypass the cache: it carries a query
  * string on a route that does not key one, or its target is not an origin-form path.
  */
@@ -95,6 +124,13 @@ export function requestKey (request: FastifyRequest, route: NormalizedRouteOptio
     const canonical = canonicalQuery(rawQuery, route.queryString)
     query = canonical.query
     storable = !canonical.extra
+    const parsed = parsedQuery(request, route.queryString)
+    if (parsed === null) return null
+    if (parsed !== undefined) {
+      // Keyed by what the route reads: `?page=01` and `?page=1` are one variant. Only the canonical spelling writes it.
+      if (parsed !== query) storable = false
+      query = parsed
+    }
   }
   const path = queryAt === -1 ? url : url.slice(0, queryAt)
   // Absolute-form targets, `*` and fragments never name a page a visitor asks for: no key is minted for them.

@@ -7,7 +7,7 @@ import { VERSION_FIELD } from '../../plugin/stores/store.js'
 
 export const CORRUPTIONS = [
   'garbage', 'empty', 'truncated-header', 'truncated-body', 'string', 'list', 'value-entry', 'version-garbage',
-  'bad-status', 'bad-header-name'
+  'bad-status', 'bad-header-name', 'tags-string', 'set-cookie', 'transfer-encoding', 'time-not-a-number', 'negative-ttl'
 ] as const
 export type Corruption = typeof CORRUPTIONS[number]
 
@@ -21,21 +21,28 @@ export const CORRUPTION_NOTES: Record<Corruption, string> = {
   'value-entry': 'a value entry (kind V) where a page belongs',
   'version-garbage': `a non-numeric "${VERSION_FIELD}" field in the hash`,
   'bad-status': 'a well-formed page entry with status 0',
-  'bad-header-name': 'a well-formed page entry with a header name containing a space'
+  'bad-header-name': 'a well-formed page entry with a header name containing a space',
+  'tags-string': 'a well-formed page entry whose tags are a string, not a list (it would block every purge from L1)',
+  'set-cookie': 'a well-formed page entry carrying a planted set-cookie header',
+  'transfer-encoding': 'a well-formed page entry carrying transfer-encoding: chunked next to an unchunked body',
+  'time-not-a-number': 'a well-formed page entry whose creation time is a string',
+  'negative-ttl': 'a well-formed page entry with a negative ttl'
 }
 
 /** The entry the plugin itself would store for `body`. */
-export function pageEntry (body: string, overrides: { status?: number, headers?: Record<string, string>, createdAt?: number } = {}): Buffer {
+export function pageEntry (body: string, overrides: {
+  status?: number, headers?: Record<string, string>, createdAt?: unknown, ttlMs?: number, tags?: unknown
+} = {}): Buffer {
   const bytes = Buffer.from(body)
   return encodePage({
     status: overrides.status ?? 200,
     headers: overrides.headers ?? { 'content-type': 'text/plain; charset=utf-8' },
     body: bytes,
-    createdAt: overrides.createdAt ?? Date.now(),
-    ttlMs: 300_000,
+    createdAt: (overrides.createdAt ?? Date.now()) as number,
+    ttlMs: overrides.ttlMs ?? 300_000,
     etag: etagOf(bytes),
     staleMs: 0,
-    tags: []
+    tags: (overrides.tags ?? []) as string[]
   })
 }
 
@@ -69,5 +76,12 @@ export async function corrupt (client: Redis, storeKey: string, kind: Corruption
     }
     case 'bad-status': return await field(pageEntry(body, { status: 0, createdAt }))
     case 'bad-header-name': return await field(pageEntry(body, { headers: { 'content type': 'text/plain' }, createdAt }))
+    case 'tags-string': return await field(pageEntry(body, { tags: 'post:1', createdAt }))
+    case 'set-cookie':
+      return await field(pageEntry(body, { headers: { 'content-type': 'text/plain; charset=utf-8', 'set-cookie': 'blog_session=planted' }, createdAt }))
+    case 'transfer-encoding':
+      return await field(pageEntry(body, { headers: { 'content-type': 'text/plain; charset=utf-8', 'transfer-encoding': 'chunked' }, createdAt }))
+    case 'time-not-a-number': return await field(pageEntry(body, { createdAt: String(createdAt) }))
+    case 'negative-ttl': return await field(pageEntry(body, { ttlMs: -1, createdAt }))
   }
 }
