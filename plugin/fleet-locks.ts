@@ -4,6 +4,13 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { FailOpen } from './fail-open.js'
 import type { FieldLock, FieldRead, PageStore } from './stores/store.js'
 
+/** How a waiter tells time: the process's clock, unless a test gives its own. */
+export interface WaitClock {
+  now: () => number
+  sleep: (ms: number) => Promise<unknown>
+}
+
+const PROCESS_CLOCK: WaitClock = { now: Date.now, sleep }
 const FLEET_POLL_FIRST_MS = 10
 const FLEET_POLL_MAX_MS = 200
 
@@ -29,12 +36,17 @@ export class FleetLocks {
   #tokenCount = 0
   /** The token of each read that took a lock; claimed by the request that computes the page. */
   readonly #claimable = new WeakMap<FieldRead, string>()
+  readonly #clock: WaitClock
 
-  constructor (store: PageStore, failOpen: FailOpen, { lockTimeoutMs, lookupTimeoutMs }: { lockTimeoutMs: number, lookupTimeoutMs: number }) {
+  constructor (
+    store: PageStore, failOpen: FailOpen, { lockTimeoutMs, lookupTimeoutMs }: { lockTimeoutMs: number, lookupTimeoutMs: number },
+    clock: WaitClock = PROCESS_CLOCK
+  ) {
     this.#store = store
     this.#failOpen = failOpen
     this.#lockTimeoutMs = lockTimeoutMs
     this.#lookupTimeoutMs = lookupTimeoutMs
+    this.#clock = clock
   }
 
   /** Reads a variant and locks it when it is missing, in one store call. */
@@ -86,10 +98,10 @@ export class FleetLocks {
   async awaitRelease<E> (
     storeKey: string, variant: string, fresh: (read: FieldRead) => E | undefined, log: FastifyBaseLogger
   ): Promise<FleetWait<E>> {
-    const deadline = Date.now() + this.#lockTimeoutMs
+    const deadline = this.#clock.now() + this.#lockTimeoutMs
     let delay = FLEET_POLL_FIRST_MS
-    while (Date.now() < deadline) {
-      await sleep(delay)
+    while (this.#clock.now() < deadline) {
+      await this.#clock.sleep(delay)
       delay = Math.min(delay * 1.5, FLEET_POLL_MAX_MS)
       const read = await this.readOrLock(storeKey, variant, log, true)
       if (read === undefined || read.lock === undefined) return {}

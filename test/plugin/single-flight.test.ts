@@ -139,12 +139,21 @@ t.test('FleetLocks.awaitRelease: a waiter on another process\'s lock', async (t)
     t.ok(Date.now() - started < 2_000, 'long before lockTimeoutMs')
   })
 
-  t.test('gives up after its own lockTimeoutMs on a lock that lives longer', async (t) => {
+  t.test('takes over at once a lock whose expiry lies past its own lock timeout (one planted far ahead)', async (t) => {
     const key = await lockedKey(10_000)
-    const started = Date.now()
-    t.same(await locksWith(100).awaitFleet(key, 'v'), {}, 'neither a page nor a lock: compute without one')
-    const waited = Date.now() - started
-    t.ok(waited >= 100 && waited < 2_000, `waited ${waited} ms`)
-    t.equal(await store.lockField(key, 'v', { token: 'other', ttlMs: 5_000 }), false, "the holder's lock is left alone")
+    const waited = await locksWith(100).awaitFleet(key, 'v')
+    t.type(waited.token, 'string', 'the lock is the waiter\'s')
+    t.same(await fleetLocks(client, key), [`${key} v`])
+    t.equal(await store.lockField(key, 'v', { token: 'other', ttlMs: 5_000 }), false, 'and it is live')
+  })
+
+  t.test('gives up after its own lockTimeoutMs on a lock still held (a clock the test moves)', async (t) => {
+    const key = await lockedKey(60_000)
+    const clock = { now: 0, polls: 0 }
+    const locks = new FleetLocks(store, new FailOpen(options, new CacheCounters(), log), { lockTimeoutMs: 60_000, lookupTimeoutMs: 1_000 },
+      { now: () => clock.now, sleep: async (ms) => { clock.now += ms; clock.polls++ } })
+    t.same(await locks.awaitRelease(key, 'v', () => undefined, log), {}, 'neither a page nor a lock: compute without one')
+    t.ok(clock.now >= 60_000, `gave up once its own ${clock.now} ms had passed, after ${clock.polls} polls`)
+    t.equal(await store.lockField(key, 'v', { token: 'other', ttlMs: 60_000 }), false, "the holder's lock is left alone")
   })
 })
