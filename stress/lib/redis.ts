@@ -40,7 +40,7 @@ export interface KeyCensus {
   longestKey: string
   /** Keys over `limit` bytes. */
   over: string[]
-  /** Most fields in one hash (variants plus the version field). */
+  /** Most variants in one hash (its fields but the plugin's bookkeeping, whose names start with a space). */
   maxFields: number
   byType: Record<string, number>
 }
@@ -58,7 +58,7 @@ export async function census (client: Redis, prefix: string, limit: number): Pro
     for (const key of keys) pipeline.type(key)
     const types = ((await pipeline.exec()) ?? []).map(([, type]) => String(type))
     const hashes = keys.filter((_key, i) => types[i] === 'hash')
-    const lengths = hashes.length === 0 ? [] : ((await hashes.reduce((p, key) => p.hlen(key), client.pipeline()).exec()) ?? [])
+    const names = hashes.length === 0 ? [] : ((await hashes.reduce((p, key) => p.hkeys(key), client.pipeline()).exec()) ?? [])
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i] as Buffer
       result.keys++
@@ -69,7 +69,10 @@ export async function census (client: Redis, prefix: string, limit: number): Pro
       }
       if (key.length > limit && result.over.length < 5) result.over.push(key.toString('utf8').slice(0, 120))
     }
-    for (const [, length] of lengths) result.maxFields = Math.max(result.maxFields, Number(length))
+    for (const [, fields] of names) {
+      const variants = (fields as string[]).filter((name) => !name.startsWith(' ')).length
+      result.maxFields = Math.max(result.maxFields, variants)
+    }
   } while (cursor !== '0')
   return result
 }
