@@ -36,6 +36,9 @@ const PUBLIC = fileURLToPath(new URL('../public', import.meta.url))
 const CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
+/** A page made for one session (the user's, or a form's CSRF token): no proxy or browser history may keep it. */
+export const PERSONAL_CACHE_CONTROL = 'private, no-store'
+
 const dateFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeZone: 'UTC' })
 
 export function formatDuration (ms: number): string {
@@ -76,17 +79,19 @@ export default fp<ViewPluginOptions>(async function viewPlugin (fastify, options
   fastify.decorateReply('page', async function page (this: FastifyReply, template: string, data: PageData = {},
     statusCode?: number): Promise<FastifyReply> {
     const user = currentUser(this.request)
+    // The admin bar's logout form needs a token; anonymous pages must not touch the session (it would set a cookie).
+    const csrfToken = data.csrfToken ?? (user !== undefined ? this.generateCsrf() : undefined)
     const html = await this.viewAsync(template, {
       siteName: options.siteName,
       ...data,
       user,
-      // The admin bar's logout form needs a token; anonymous pages must not touch the session (it would set a cookie).
-      csrfToken: data.csrfToken ?? (user !== undefined ? this.generateCsrf() : undefined),
+      csrfToken,
       canonicalUrl: publicUrl !== undefined && data.canonicalPath !== undefined ? publicUrl + data.canonicalPath : undefined,
       // From the route, not the raw URL: every spelling of a path must render the same page (it may be cached).
       currentPath: this.request.routeOptions.url
     })
     if (statusCode !== undefined) this.code(statusCode)
+    if (user !== undefined || csrfToken !== undefined) this.header('cache-control', PERSONAL_CACHE_CONTROL)
     return await this.type('text/html; charset=utf-8').send(html)
   })
 }, { fastify: '5.x', name: 'blog-view', dependencies: ['blog-session'] })

@@ -158,6 +158,34 @@ t.test('responses that set a cookie are never stored: the CSRF secret, login, lo
   t.same(await secretsInStore(app), [], 'no stored byte holds a cookie, a token or admin markup')
 })
 
+t.test('pages made for a session are cache-control: private, no-store; anonymous pages are not', async (t) => {
+  const app = await buildBlog(t, redis)
+  const editor = await admin(app)
+  const personal = 'private, no-store'
+  // Admin pages, public pages rendered for the admin (a draft's preview and 404s included).
+  for (const url of ['/admin', '/admin/post/new', '/admin/post/1/edit', '/admin/cache', '/', '/?page=1', '/about', '/post/1', '/post/5', '/post/999', '/nowhere']) {
+    const response = await editor.get(url)
+    t.equal(response.headers['cache-control'], personal, `logged in, ${url} (${response.statusCode}): ${personal}`)
+  }
+  const invalid = await editor.post('/admin/post', { _csrf: await editor.csrfFrom('/admin/post/new'), title: '', body: '' })
+  t.equal(invalid.statusCode, 400)
+  t.equal(invalid.headers['cache-control'], personal, 'the admin form sent back with errors too')
+  // The login form carries the visitor's CSRF token: personal as well, though nobody is logged in.
+  const reader = new Visitor(app)
+  t.equal((await reader.get('/login')).headers['cache-control'], personal, 'the login form')
+  t.equal((await reader.post('/login', { username: 'x', password: 'y', _csrf: csrfOf((await reader.get('/login')).body) })).headers['cache-control'],
+    personal, 'the login form sent back after a failure')
+
+  for (const url of ['/', '/about', '/post/1', '/nowhere']) {
+    for (const pass of ['first', 'second']) {
+      const response = await new Visitor(app).get(url)
+      t.notMatch(String(response.headers['cache-control'] ?? ''), /private|no-store/,
+        `anonymous ${url}, ${pass} read (${response.headers['x-cache'] ?? response.statusCode}): shareable`)
+    }
+  }
+  t.equal((await new Visitor(app).get('/about')).headers['x-cache'], 'HIT', 'and still cached')
+})
+
 t.test('stale, expired, revoked, foreign and garbage session cookies: the reader is anonymous and no cookie is stored', async (t) => {
   const app = await buildBlog(t, redis)
   const other = await buildBlog(t, redis) // another session key
