@@ -2,9 +2,10 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import blog from './app.js'
 import { configFromEnv } from './config.js'
+import { blogServerOptions } from './server-options.js'
 
 const config = configFromEnv(process.env)
-const app = Fastify({ logger: { level: config.logLevel }, trustProxy: config.trustProxy })
+const app = Fastify({ ...blogServerOptions, logger: { level: config.logLevel }, trustProxy: config.trustProxy })
 await app.register(blog, config.blog)
 
 closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {

@@ -23,6 +23,21 @@ export const users = sqliteTable('users', {
   createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull().default(sql`(unixepoch() * 1000)`)
 })
 
+/**
+ * One row per logged-in session: the cookie carries only a random id, and a session is valid while its row exists
+ * and has not expired. Logout deletes the row, so a copy of the cookie taken earlier opens nothing.
+ */
+export const sessions = sqliteTable('sessions', {
+  /** SHA-256 of the session id, base64url: a copy of the table is not a set of live session ids. */
+  idHash: text('id_hash').primaryKey(),
+  userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+  expiresAt: integer('expires_at', { mode: 'timestamp_ms' }).notNull()
+}, (table) => [
+  // Pruning deletes every expired row.
+  index('sessions_expires_at_idx').on(table.expiresAt)
+])
+
 export type Post = typeof posts.$inferSelect
 export type NewPost = typeof posts.$inferInsert
 export type User = typeof users.$inferSelect

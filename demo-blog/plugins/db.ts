@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import { drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import fp from 'fastify-plugin'
-import { Posts, Users, type BlogDatabase } from '../db/repository.js'
+import { Posts, Sessions, Users, type BlogDatabase } from '../db/repository.js'
 import * as schema from '../db/schema.js'
 import { seedIfEmpty } from '../db/seed.js'
 
@@ -21,6 +21,7 @@ declare module 'fastify' {
     db: BlogDatabase
     posts: Posts
     users: Users
+    sessions: Sessions
   }
 }
 
@@ -45,4 +46,7 @@ export default fp<DbPluginOptions>(async function dbPlugin (fastify, options) {
   fastify.decorate('db', db)
   fastify.decorate('posts', new Posts(db))
   fastify.decorate('users', new Users(db))
+  const sessions = new Sessions(db)
+  sessions.prune()
+  fastify.decorate('sessions', sessions)
 }, { fastify: '5.x', name: 'blog-db' })

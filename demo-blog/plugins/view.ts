@@ -27,6 +27,13 @@ declare module 'fastify' {
      */
     page(template: string, data?: PageData, statusCode?: number): Promise<FastifyReply>
   }
+  interface FastifyInstance {
+    /**
+     * `reply.page()` for any reply, including the bare one Fastify hands to `frameworkErrors`, which carries no
+     * reply decorators.
+     */
+    sendPage(reply: FastifyReply, template: string, data?: PageData, statusCode?: number): Promise<FastifyReply>
+  }
 }
 
 const VIEWS = fileURLToPath(new URL('../views', import.meta.url))
@@ -35,6 +42,16 @@ const PUBLIC = fileURLToPath(new URL('../public', import.meta.url))
 // No scripts at all; styles and images from here (images in posts may be remote https).
 const CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+/** The headers every response of the blog carries, error pages included. */
+export function setSecurityHeaders (reply: FastifyReply): void {
+  reply.header('content-security-policy', CONTENT_SECURITY_POLICY)
+  reply.header('x-content-type-options', 'nosniff')
+  reply.header('referrer-policy', 'same-origin')
+}
+
+/** A page made for one session (the user's, or a form's CSRF token): no proxy or browser history may keep it. */
+export const PERSONAL_CACHE_CONTROL = 'private, no-store'
 
 const dateFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeZone: 'UTC' })
 
@@ -67,26 +84,30 @@ export default fp<ViewPluginOptions>(async function viewPlugin (fastify, options
   })
   await fastify.register(fastifyStatic, { root: PUBLIC, prefix: '/static/', decorateReply: false, maxAge: 3600_000 })
 
-  fastify.addHook('onRequest', async (_request, reply) => {
-    reply.header('content-security-policy', CONTENT_SECURITY_POLICY)
-    reply.header('x-content-type-options', 'nosniff')
-    reply.header('referrer-policy', 'same-origin')
-  })
+  fastify.addHook('onRequest', async (_request, reply) => { setSecurityHeaders(reply) })
 
-  fastify.decorateReply('page', async function page (this: FastifyReply, template: string, data: PageData = {},
+  async function sendPage (reply: FastifyReply, template: string, data: PageData = {},
     statusCode?: number): Promise<FastifyReply> {
-    const user = currentUser(this.request)
-    const html = await this.viewAsync(template, {
+    const user = currentUser(reply.request)
+    // The admin bar's logout form needs a token; anonymous pages must not touch the session (it would set a cookie).
+    const csrfToken = data.csrfToken ?? (user !== undefined ? reply.generateCsrf() : undefined)
+    const html = await fastify.view(template, {
       siteName: options.siteName,
       ...data,
       user,
-      // The admin bar's logout form needs a token; anonymous pages must not touch the session (it would set a cookie).
-      csrfToken: data.csrfToken ?? (user !== undefined ? this.generateCsrf() : undefined),
+      csrfToken,
       canonicalUrl: publicUrl !== undefined && data.canonicalPath !== undefined ? publicUrl + data.canonicalPath : undefined,
       // From the route, not the raw URL: every spelling of a path must render the same page (it may be cached).
-      currentPath: this.request.routeOptions.url
+      currentPath: reply.request.routeOptions.url
     })
-    if (statusCode !== undefined) this.code(statusCode)
-    return await this.type('text/html; charset=utf-8').send(html)
+    if (statusCode !== undefined) reply.code(statusCode)
+    if (user !== undefined || csrfToken !== undefined) reply.header('cache-control', PERSONAL_CACHE_CONTROL)
+    return await reply.type('text/html; charset=utf-8').send(html)
+  }
+
+  fastify.decorate('sendPage', sendPage)
+  fastify.decorateReply('page', async function page (this: FastifyReply, template: string, data?: PageData,
+    statusCode?: number): Promise<FastifyReply> {
+    return await sendPage(this, template, data, statusCode)
   })
 }, { fastify: '5.x', name: 'blog-view', dependencies: ['blog-session'] })

@@ -47,8 +47,7 @@ export default async function authRoutes (fastify: FastifyInstance, options: Aut
       }, 401)
     }
     // A new session on login: nothing from before (a planted CSRF secret, say) carries over.
-    request.session.regenerate()
-    request.session.set('user', { id: user.id, username: user.username })
+    request.logIn({ id: user.id, username: user.username })
     request.log.info({ username }, 'logged in')
     // As the Flask post did on login; the admin's own pages bypass the cache anyway.
     await fastify.purgePages([INDEX_KEY], request.log)
@@ -56,7 +55,7 @@ export default async function authRoutes (fastify: FastifyInstance, options: Aut
   })
 
   fastify.post('/logout', { preValidation: fastify.csrfProtection }, async (request, reply) => {
-    request.session.delete()
+    request.logOut()
     await fastify.purgePages([INDEX_KEY], request.log)
     return await reply.redirect('/', 302)
   })

@@ -65,7 +65,7 @@ t.test('first start creates, migrates and seeds the database (WAL); later starts
   t.ok(existsSync(dbPath), 'the file and its directories were created')
   t.equal(first.db.$client.pragma('journal_mode', { simple: true }), 'wal', 'WAL mode')
   const migrations = first.db.$client.prepare('select count(*) as n from __drizzle_migrations').get() as { n: number }
-  t.equal(migrations.n, 1, 'the drizzle migration was applied')
+  t.equal(migrations.n, 2, 'both drizzle migrations were applied (init, sessions)')
   t.equal(first.users.count(), 1)
   t.equal(first.posts.listAll().length, 5, 'seeded posts')
   t.equal(first.posts.listAll().filter((post) => post.published).length, 4, 'one of them a draft')

@@ -158,17 +158,50 @@ t.test('responses that set a cookie are never stored: the CSRF secret, login, lo
   t.same(await secretsInStore(app), [], 'no stored byte holds a cookie, a token or admin markup')
 })
 
-t.test('stale, expired, foreign and garbage session cookies: the reader is anonymous and no cookie is stored', async (t) => {
+t.test('pages made for a session are cache-control: private, no-store; anonymous pages are not', async (t) => {
+  const app = await buildBlog(t, redis)
+  const editor = await admin(app)
+  const personal = 'private, no-store'
+  // Admin pages, public pages rendered for the admin (a draft's preview and 404s included).
+  for (const url of ['/admin', '/admin/post/new', '/admin/post/1/edit', '/admin/cache', '/', '/?page=1', '/about', '/post/1', '/post/5', '/post/999', '/nowhere']) {
+    const response = await editor.get(url)
+    t.equal(response.headers['cache-control'], personal, `logged in, ${url} (${response.statusCode}): ${personal}`)
+  }
+  const invalid = await editor.post('/admin/post', { _csrf: await editor.csrfFrom('/admin/post/new'), title: '', body: '' })
+  t.equal(invalid.statusCode, 400)
+  t.equal(invalid.headers['cache-control'], personal, 'the admin form sent back with errors too')
+  // The login form carries the visitor's CSRF token: personal as well, though nobody is logged in.
+  const reader = new Visitor(app)
+  t.equal((await reader.get('/login')).headers['cache-control'], personal, 'the login form')
+  t.equal((await reader.post('/login', { username: 'x', password: 'y', _csrf: csrfOf((await reader.get('/login')).body) })).headers['cache-control'],
+    personal, 'the login form sent back after a failure')
+
+  for (const url of ['/', '/about', '/post/1', '/nowhere']) {
+    for (const pass of ['first', 'second']) {
+      const response = await new Visitor(app).get(url)
+      t.notMatch(String(response.headers['cache-control'] ?? ''), /private|no-store/,
+        `anonymous ${url}, ${pass} read (${response.headers['x-cache'] ?? response.statusCode}): shareable`)
+    }
+  }
+  t.equal((await new Visitor(app).get('/about')).headers['x-cache'], 'HIT', 'and still cached')
+})
+
+t.test('stale, expired, revoked, foreign and garbage session cookies: the reader is anonymous and no cookie is stored', async (t) => {
   const app = await buildBlog(t, redis)
   const other = await buildBlog(t, redis) // another session key
-  const user = { id: 1, username: ADMIN_USER }
-  const expired = app.encodeSecureSession(app.createSecureSession({ user, __ts: Math.round(Date.now() / 1000) - 2 * 24 * 3600 }))
-  const foreign = other.encodeSecureSession(other.createSecureSession({ user }))
-  const noUser = app.encodeSecureSession(app.createSecureSession({ _csrf: 'secret', flash: { message: 'hi', kind: 'ok' } }))
+  // Session ids with a row that is live, and with one that was revoked (logged out).
+  const live = app.sessions.create(1, 3600_000)
+  const revoked = app.sessions.create(1, 3600_000)
+  app.sessions.revoke(revoked)
+  const seal = (target: FastifyInstance, data: Record<string, unknown>): string =>
+    target.encodeSecureSession(target.createSecureSession(data))
   const cookies: Array<[string, string]> = [
-    ['an expired admin session', expired],
-    ['an admin session sealed with another key', foreign],
-    ['a session without a user (CSRF secret and flash only)', noUser],
+    ['an expired cookie naming a live session', seal(app, { sid: live, __ts: Math.round(Date.now() / 1000) - 2 * 24 * 3600 })],
+    ['a live session sealed with another key', seal(other, { sid: live })],
+    ['a logged-out (revoked) session', seal(app, { sid: revoked })],
+    ['a session id that was never issued', seal(app, { sid: 'A'.repeat(43) })],
+    ['a user named in the cookie, without a session id', seal(app, { user: { id: 1, username: ADMIN_USER } })],
+    ['a session without a user (CSRF secret and flash only)', seal(app, { _csrf: 'secret', flash: { message: 'hi', kind: 'ok' } })],
     ['garbage', 'AAAA;BBBB'],
     ['an empty value', '']
   ]
@@ -186,6 +219,10 @@ t.test('stale, expired, foreign and garbage session cookies: the reader is anony
     }
     t.same(await secretsInStore(app), [], `${name}: nothing personal stored`)
   }
+  // The live session, in a fresh cookie sealed with the right key, is a login: the refusals above were the cookie's.
+  const sealedLive = await app.inject({ url: '/about', headers: { cookie: `blog_session=${encodeURIComponent(seal(app, { sid: live }))}` } })
+  t.equal(sealedLive.headers['x-cache'], 'BYPASS', 'a fresh cookie naming the live session is logged in')
+  t.match(sealedLive.body, /admin-bar/)
   // The real admin cookie next to the forged ones still bypasses.
   const editor = await admin(app)
   t.equal((await editor.get('/about')).headers['x-cache'], 'BYPASS')
