@@ -1,8 +1,8 @@
-import stringify from 'safe-stable-stringify'
 import type { CacheCore, CacheStats } from './core.js'
 import { decodeValue, encodeValue, freshForMs } from './entry.js'
 import { coded, FST_CACHE_INVALID_KEY, invalidOption } from './errors.js'
-import { digest, toStoreKey } from './key.js'
+import { toStoreKey } from './key.js'
+import { isVariantOfArgs, memoVariant } from './memo-variant.js'
 import type { CacheStore, StoreKeyInfo } from './stores/store.js'
 
 export interface WrapOptions {
@@ -257,8 +257,9 @@ export class FastifyCache {
   }
 
   /**
-   * Like `@cache.memoize()`: a function whose results are cached per argument list (arguments are compared as
-   * stable JSON). `deleteMemoized(fn)` drops them all; `deleteMemoized(fn, ...args)` drops one.
+   * Like `@cache.memoize()`: a function whose results are cached per argument list (see memo-args.ts for when two
+   * lists are equal), and per object when called as a method. `deleteMemoized(fn)` drops them all;
+   * `deleteMemoized(fn, ...args)` drops that argument list's, on every object.
    */
   memoize<A extends unknown[], R> (fn: (...args: A) => R, options: MemoizeOptions = {}): Memoized<A, R> {
     if (typeof fn !== 'function') throw invalidOption('memoize fn', 'expected a function')
@@ -269,8 +270,8 @@ export class FastifyCache {
     const ttlMs = ttlMsOf(options.ttl, this.#core.options.defaultTtl, 'memoize ttl')
     const tags = tagsOf(options)
     const storeKey = this.#storeKey(MEMOIZE_PREFIX + name)
-    const memoized = async (...args: A): Promise<Awaited<R>> => {
-      const variant = argumentsVariant(args)
+    const call = async (receiver: unknown, args: A): Promise<Awaited<R>> => {
+      const variant = memoVariant(receiver, args)
       return await this.#once(storeKey + '\n' + variant, async () => {
         const startedAt = tags.length === 0 ? undefined : await this.#core.storeNow()
         const read = await this.#core.failOpen('lookup', () => this.#core.store.getField(storeKey, variant),
@@ -278,12 +279,16 @@ export class FastifyCache {
         const found = this.#decode(read?.value)
         this.#count(found !== undefined)
         if (found !== undefined) return found.value as Awaited<R>
-        const value = await fn(...args)
+        const value = await Reflect.apply(fn, receiver, args)
         if (value !== undefined) {
           this.#core.writeVariant(storeKey, variant, encodeValue(name, value, ttlMs), ttlMs, tags, read?.version, startedAt)
         }
         return value
       })
+    }
+    // A function, not an arrow: a method memoized on a prototype gets its `this`.
+    const memoized = async function (this: unknown, ...args: A): Promise<Awaited<R>> {
+      return await call(this, args)
     }
     Object.defineProperty(memoized, 'name', { value: name })
     this.#memoized.set(memoized as never, name)
@@ -291,14 +296,22 @@ export class FastifyCache {
     return memoized
   }
 
-  /** With arguments, drops that call's entry; without, every entry of `fn`. Takes the memoized or the original. */
+  /**
+   * With arguments, drops that call's entry, and the same call's entry of every object it was called on as a method;
+   * without, every entry of `fn`. Takes the memoized or the original.
+   */
   async deleteMemoized (fn: (...args: never[]) => unknown, ...args: unknown[]): Promise<boolean> {
     const name = this.#memoized.get(fn)
     if (name === undefined) throw new FST_CACHE_INVALID_KEY('deleteMemoized: this function was not memoized by this cache')
     const storeKey = this.#storeKey(MEMOIZE_PREFIX + name)
     if (args.length === 0) return (await this.#call('deleteMemoized', this.#core.purge([storeKey]))) > 0
+    const argsVariant = memoVariant(undefined, args)
     this.#core.invalidated([])
-    return await this.#call('deleteMemoized', this.#core.store.deleteField(storeKey, argumentsVariant(args)))
+    const variants = (await this.#call('deleteMemoized', this.#core.store.fields(storeKey)))
+      .filter((variant) => isVariantOfArgs(variant, argsVariant))
+    const deleted = await this.#call('deleteMemoized', Promise.all([...new Set([argsVariant, ...variants])]
+      .map(async (variant) => await this.#core.store.deleteField(storeKey, variant))))
+    return deleted.includes(true)
   }
 
   // wrap and memoize fail open like pages do: a sick store computes the value rather than failing the call,
@@ -311,9 +324,4 @@ export class FastifyCache {
     this.#core.counters.writes++
     await this.#core.failOpen('write', call, undefined)
   }
-}
-
-function argumentsVariant (args: readonly unknown[]): string {
-  // An array always stringifies (safe-stable-stringify returns undefined only for undefined, a symbol or a function).
-  return digest(stringify(args))
 }
