@@ -4,8 +4,8 @@ import { FST_CACHE_INVALID_KEY } from './errors.js'
 /**
  * The key of a memoized call's argument list: two lists get the same key exactly when they are equal, where
  * - primitives are equal under `Object.is` (so `undefined` ≠ `null`, `NaN` = `NaN`, `-0` ≠ `0`, `1n` ≠ `1`);
- * - arrays, plain objects (prototype `Object.prototype` or null) and their own enumerable string keys compare
- *   structurally, objects whatever their key order; a hole is not `undefined`;
+ * - arrays (their elements) and plain objects (prototype `Object.prototype` or null; their own enumerable string
+ *   keys) compare structurally, objects whatever their key order; a hole is not `undefined`;
  * - a Date compares by its time, a Buffer or typed array by its type and bytes;
  * - a Map or Set compares by its entries, whatever their order.
  * Anything else (a function, a symbol, a class instance, a cycle, a symbol-keyed object) cannot be compared faithfully,
