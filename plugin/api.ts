@@ -1,8 +1,8 @@
-import stringify from 'safe-stable-stringify'
 import type { CacheEngine } from './engine.js'
 import { decodeValue, encodeValue, freshForMs } from './entry.js'
 import { FST_CACHE_INVALID_KEY, invalidOption } from './errors.js'
-import { digest, isTagList } from './keyspace.js'
+import { isTagList, pageId } from './keyspace.js'
+import { isVariantOfArgs, memoVariant } from './memo-variant.js'
 import type { CacheStats } from './stats.js'
 import type { CacheStore, StoreKeyInfo } from './stores/store.js'
 import { coded } from './timeout.js'
@@ -242,8 +242,9 @@ export class FastifyCache {
   }
 
   /**
-   * Like `@cache.memoize()`: a function whose results are cached per argument list (arguments are compared as
-   * stable JSON). `deleteMemoized(fn)` drops them all; `deleteMemoized(fn, ...args)` drops one.
+   * Like `@cache.memoize()`: a function whose results are cached per argument list (see memo-args.ts for when two
+   * lists are equal), and per object when called as a method. `deleteMemoized(fn)` drops them all;
+   * `deleteMemoized(fn, ...args)` drops that argument list's, on every object.
    */
   memoize<A extends unknown[], R> (fn: (...args: A) => R, options: MemoizeOptions = {}): Memoized<A, R> {
     if (typeof fn !== 'function') throw invalidOption('memoize fn', 'expected a function')
@@ -254,15 +255,15 @@ export class FastifyCache {
     const ttlMs = ttlMsOf(options.ttl, this.#engine.options.defaultTtl, 'memoize ttl')
     const tags = tagsOf(options)
     const storeKey = this.#engine.keyspace.memoizeKey(name)
-    const memoized = async (...args: A): Promise<Awaited<R>> => {
-      const variant = argumentsVariant(args)
-      return await this.#once(storeKey + '\n' + variant, async () => {
+    const call = async (receiver: unknown, args: A): Promise<Awaited<R>> => {
+      const variant = memoVariant(receiver, args)
+      return await this.#once(pageId(storeKey, variant), async () => {
         const startedAt = tags.length === 0 ? undefined : await this.#engine.pages.now()
         const read = await this.#engine.pages.read(storeKey, variant, undefined)
         const found = this.#decode(read?.value)
         this.#count(found !== undefined)
         if (found !== undefined) return found.value as Awaited<R>
-        const value = await fn(...args)
+        const value = await Reflect.apply(fn, receiver, args)
         if (value !== undefined) {
           this.#engine.pages.write(storeKey, variant, encodeValue(name, value, ttlMs),
             { ttlMs, tags, ifVersion: read?.version, startedAt })
@@ -270,20 +271,33 @@ export class FastifyCache {
         return value
       })
     }
+    // A function, not an arrow: a method memoized on a prototype gets its `this`.
+    const memoized = async function (this: unknown, ...args: A): Promise<Awaited<R>> {
+      return await call(this, args)
+    }
     Object.defineProperty(memoized, 'name', { value: name })
     this.#memoized.set(memoized as never, name)
     this.#memoized.set(fn as never, name)
     return memoized
   }
 
-  /** With arguments, drops that call's entry; without, every entry of `fn`. Takes the memoized or the original. */
+  /**
+   * With arguments, drops that call's entry, and the same call's entry of every object it was called on as a method;
+   * without, every entry of `fn`. Takes the memoized or the original.
+   */
   async deleteMemoized (fn: (...args: never[]) => unknown, ...args: unknown[]): Promise<boolean> {
     const name = this.#memoized.get(fn)
     if (name === undefined) throw new FST_CACHE_INVALID_KEY('deleteMemoized: this function was not memoized by this cache')
     const storeKey = this.#engine.keyspace.memoizeKey(name)
     if (args.length === 0) return (await this.#call('deleteMemoized', this.#engine.invalidation.purge([storeKey]))) > 0
+    const argsVariant = memoVariant(undefined, args)
     this.#engine.invalidation.invalidated([])
-    return await this.#call('deleteMemoized', this.#engine.store.deleteField(storeKey, argumentsVariant(args)))
+    const store = this.#engine.store
+    const variants = (await this.#call('deleteMemoized', store.fields(storeKey)))
+      .filter((variant) => isVariantOfArgs(variant, argsVariant))
+    const deleted = await this.#call('deleteMemoized', Promise.all([...new Set([argsVariant, ...variants])]
+      .map(async (variant) => await store.deleteField(storeKey, variant))))
+    return deleted.includes(true)
   }
 
   // wrap and memoize fail open like pages do: a sick store computes the value rather than failing the call,
@@ -296,9 +310,4 @@ export class FastifyCache {
     this.#engine.counters.write()
     await this.#engine.failOpen.call('write', call)
   }
-}
-
-function argumentsVariant (args: readonly unknown[]): string {
-  // An array always stringifies (safe-stable-stringify returns undefined only for undefined, a symbol or a function).
-  return digest(stringify(args))
 }
