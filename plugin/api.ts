@@ -2,6 +2,7 @@ import type { CacheEngine } from './engine.js'
 import { decodeValue, encodeValue, freshForMs } from './entry.js'
 import { FST_CACHE_INVALID_KEY, invalidOption } from './errors.js'
 import { isTagList, pageId } from './keyspace.js'
+import { ttlMsOption } from './options.js'
 import { isVariantOfArgs, memoVariant } from './memo-variant.js'
 import type { CacheStats } from './stats.js'
 import type { CacheStore, StoreKeyInfo } from './stores/store.js'
@@ -40,14 +41,6 @@ function tagsOf (options: SetOptions | undefined): readonly string[] {
   return tags
 }
 
-function ttlMsOf (ttl: number | undefined, fallbackSeconds: number, option: string): number {
-  if (ttl === undefined) return fallbackSeconds * 1000
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
-    throw invalidOption(option, `expected a positive number of seconds, got ${String(ttl)}`)
-  }
-  return ttl * 1000
-}
-
 /**
  * `fastify.cache`: the Flask-Caching API on the plugin's store. Keys are given without the prefix. Values are JSON.
  * Every method rejects with an error whose `code` starts with FST_CACHE_ when the store fails.
@@ -83,7 +76,7 @@ export class FastifyCache {
   }
 
   #ttlMs (options: SetOptions | undefined): number {
-    return ttlMsOf(typeof options === 'object' ? options.ttl : options, this.#engine.options.defaultTtl, 'ttl')
+    return ttlMsOption(typeof options === 'object' ? options.ttl : options, 'ttl', this.#engine.options.defaultTtl)
   }
 
   #decode (bytes: Buffer | undefined): { value: unknown } | undefined {
@@ -220,7 +213,7 @@ export class FastifyCache {
    * An `undefined` result is returned but not stored.
    */
   async wrap<T> (key: string, fn: () => T | Promise<T>, options: WrapOptions = {}): Promise<Awaited<T>> {
-    const ttlMs = ttlMsOf(options.ttl, this.#engine.options.defaultTtl, 'wrap ttl')
+    const ttlMs = ttlMsOption(options.ttl, 'wrap ttl', this.#engine.options.defaultTtl)
     const tags = tagsOf(options)
     const storeKey = this.#storeKey(key)
     return await this.#once('wrap\n' + storeKey, async () => {
@@ -252,7 +245,7 @@ export class FastifyCache {
     if (typeof name !== 'string' || name.length === 0) {
       throw invalidOption('memoize name', 'an anonymous function needs { name } to key its results')
     }
-    const ttlMs = ttlMsOf(options.ttl, this.#engine.options.defaultTtl, 'memoize ttl')
+    const ttlMs = ttlMsOption(options.ttl, 'memoize ttl', this.#engine.options.defaultTtl)
     const tags = tagsOf(options)
     const storeKey = this.#engine.keyspace.memoizeKey(name)
     const call = async (receiver: unknown, args: A): Promise<Awaited<R>> => {

@@ -184,6 +184,18 @@ function positiveNumber (value: unknown, option: string, fallback: number, { int
   return value
 }
 
+/**
+ * A ttl given in seconds, in milliseconds. Flask-Caching reads `timeout=0` as "never expires"; here every entry
+ * expires, so 0 is refused with what to do instead.
+ */
+export function ttlMsOption (value: unknown, option: string, fallbackSeconds: number): number {
+  if (value === 0) {
+    throw invalidOption(option, 'got 0, which Flask-Caching reads as "never expires"; here every entry expires: give a ' +
+      'long ttl instead (365 * 24 * 3600 is a year), and bound memory with Redis\'s maxmemory policy')
+  }
+  return positiveNumber(value, option, fallbackSeconds) * 1000
+}
+
 function oneOf<T extends string> (value: unknown, option: string, allowed: readonly T[], fallback: T): T {
   if (value === undefined) return fallback
   if (!allowed.includes(value as T)) {
@@ -300,7 +312,7 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
     prefix,
     l1,
     bus,
-    defaultTtl: positiveNumber(options.defaultTtl, 'defaultTtl', DEFAULT_TTL_SECONDS),
+    defaultTtl: ttlMsOption(options.defaultTtl, 'defaultTtl', DEFAULT_TTL_SECONDS) / 1000,
     store,
     redis,
     lookupTimeoutMs: positiveNumber(options.lookupTimeoutMs, 'lookupTimeoutMs', DEFAULT_LOOKUP_TIMEOUT_MS),
@@ -338,7 +350,7 @@ export function normalizeRouteOptions (
   rejectUnknown(options, ROUTE_OPTION_NAMES, where)
   const name = (option: string): string => `${where}.${option}`
 
-  const ttlMs = positiveNumber(options.ttl, name('ttl'), plugin.defaultTtl) * 1000
+  const ttlMs = ttlMsOption(options.ttl, name('ttl'), plugin.defaultTtl)
 
   const key = options.key
   if (key !== undefined && typeof key !== 'function' && (typeof key !== 'string' || key.length === 0)) {
