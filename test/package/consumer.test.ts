@@ -119,10 +119,10 @@ async function checkConsumer (t: Test, fastifySpec: string): Promise<string> {
   }
 
   t.same(printed(await run(process.execPath, ['out/esm/app.js'], dir)),
-    { xCache: ['MISS', 'HIT', 'MISS'], body: { post: '7' }, deleted: true },
-    'memory store: MISS, HIT, and after delete(\'view//post/7\') a MISS again')
+    { xCache: ['MISS', 'HIT', 'MISS'], body: { post: '7' }, deleted: true, key: 'view//post/7' },
+    'memory store: MISS, HIT, and after delete(\'view//post/7\') a MISS again; pageKey builds that key from a URL')
   t.same(printed(await run(process.execPath, ['out/esm/app.js'], dir, { REDIS_URL: redis.url, CACHE_PREFIX: redis.prefix })),
-    { xCache: ['MISS', 'HIT', 'MISS'], body: { post: '7' }, deleted: true },
+    { xCache: ['MISS', 'HIT', 'MISS'], body: { post: '7' }, deleted: true, key: 'view//post/7' },
     'Redis from a URL (the plugin\'s own ioredis client): the same')
 
   const cjs = await run(process.execPath, ['cjs/out/app.js'], dir)

@@ -1,7 +1,7 @@
 // A user's ESM app on the packed fastify-cache: one cached route, requested, purged by its key, requested again.
 // test/package/consumer.test.ts compiles it against the installed tarball and reads the line it prints.
 import Fastify from 'fastify'
-import fastifyCache, { type FastifyCache, type FastifyCacheOptions, type RouteCacheOptions } from 'fastify-cache'
+import fastifyCache, { pageKey, type FastifyCache, type FastifyCacheOptions, type RouteCacheOptions } from 'fastify-cache'
 
 const app = Fastify()
 const redisUrl = process.env.REDIS_URL
@@ -33,10 +33,12 @@ await app.ready()
 const first = await app.inject('/post/7')
 const second = await app.inject('/post/7')
 const deleted: boolean = await cache.delete('view//post/7')
+const key: string = pageKey('/post/%37?page=2')
 const third = await app.inject('/post/7')
 console.log(JSON.stringify({
   xCache: [first, second, third].map((response) => response.headers['x-cache']),
   body: second.json(),
-  deleted
+  deleted,
+  key
 }))
 await app.close()
