@@ -102,9 +102,7 @@ function parsedQuery (request: FastifyRequest, keyed: 'all' | ReadonlySet<string
   for (const name of Object.keys(coerced).sort()) {
     if (keyed !== 'all' && !keyed.has(name)) continue
     const value = coerced[name]
-    for (const item of Array.isArray(value) ? value : [value]) {
-      params.append(name, typeof item === 'object' && item !== null ? JSON.stringify(item) : String(item))
-    }
+    for (const item of Array.isArray(value) ? value : [value]) params.append(name, String(item))
   }
   return params.toString()
 }

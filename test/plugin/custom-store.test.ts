@@ -79,3 +79,54 @@ t.test('a store missing a value method is refused at registration, naming what i
   app.register(fastifyCache, { store: partial as never })
   await t.rejects(async () => await app.ready(), { code: 'FST_CACHE_INVALID_OPTION', option: 'store', message: /missing: clear/ })
 })
+
+t.test('the page part kept on values: variants bounded (never the plain one), listing, locks and clock', async (t) => {
+  const { ValuePages } = await import('../../plugin/stores/value-pages.js')
+  const inner = new MapStore()
+  const listing = Object.assign(inner, {
+    list: async (prefix: string) => [{ key: prefix + 'listed', ttlMs: 1_000 }],
+    now: async () => 42,
+    closed: false,
+    close: async () => { listing.closed = true }
+  })
+  const pages = new ValuePages(listing)
+  const bytes = (text: string): Buffer => Buffer.from(text)
+  await pages.setField('k', '', bytes('plain'), { ttlMs: 60_000, maxFields: 4 })
+  for (let i = 0; i < 10; i++) await pages.setField('k', `v${i}`, bytes(String(i)), { ttlMs: 60_000, maxFields: 4 })
+  const kept = await pages.fields('k')
+  t.ok(kept.includes(''), 'the plain variant is never dropped')
+  t.ok(kept.includes('v9'), 'the newest is kept')
+  t.notOk(kept.includes('v0'), 'the oldest went first')
+  t.ok(kept.length <= 4, `within the bound (${kept.length})`)
+  await pages.setField('k', 'v9', bytes('again'), { ttlMs: 60_000, maxFields: 4 })
+  t.equal((await pages.getField('k', 'v9')).value?.toString(), 'again', 'a rewrite replaces in place')
+  t.same(await pages.list('p:', 10), [{ key: 'p:listed', ttlMs: 1_000 }], 'listing is the store\'s own')
+  t.same(await new ValuePages(new MapStore()).list('p:', 10), [], 'a store that cannot list lists nothing')
+  t.equal(await pages.lockField('k', 'v1', { token: 'a', ttlMs: 1_000 }), true, 'no lock is ever held across processes')
+  t.equal(await pages.unlockField('k', 'v1', 'a'), true)
+  t.equal((await pages.getField('k', 'missing', { lock: { token: 'a', ttlMs: 1_000 } })).lock, 'taken')
+  t.equal((await pages.getField('k', 'missing', { lock: { token: 'a', ttlMs: 1_000, takeOverOnly: true } })).lock, 'free')
+  t.equal(await pages.now(), 42, 'the store\'s clock when it has one')
+  t.type(await new ValuePages(new MapStore()).now(), 'number')
+  await inner.set('plain-value', bytes('not a variant map'), 60_000)
+  t.same(await pages.getField('plain-value', ''), { value: undefined, version: 0, foreign: true }, 'another shape is foreign')
+  t.same(await pages.fields('plain-value'), [])
+  t.equal(await pages.deleteField('plain-value', ''), false)
+  const head = (expiresAt: number): Buffer => {
+    const bytes = Buffer.alloc(12)
+    bytes.write('FCM1', 0, 'latin1')
+    bytes.writeDoubleBE(expiresAt, 4)
+    return bytes
+  }
+  const entry = Buffer.from([0, 1, 0, 0, 0, 9, 0x61]) // name 'a', a value announced as 9 bytes
+  for (const [name, planted] of [['no expiry', head(Number.NaN)], ['cut in an entry\'s head', Buffer.concat([head(1e15), entry.subarray(0, 3)])],
+    ['cut in a value', Buffer.concat([head(1e15), entry, Buffer.from('short')])]] as const) {
+    await inner.set('planted', planted, 60_000)
+    t.equal((await pages.getField('planted', 'a')).foreign, true, `${name}: foreign, not a variant`)
+  }
+  t.equal(await pages.deleteField('k', 'v9'), true)
+  t.equal(await pages.deleteField('k', 'v9'), false)
+  await pages.close()
+  t.equal(listing.closed, true, 'close reaches the store')
+  await new ValuePages(new MapStore()).close()
+})

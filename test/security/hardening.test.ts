@@ -136,9 +136,32 @@ t.test('entries with times that are not finite numbers, or an etag that is not o
   const app = await build(t, { redis })
   app.get('/', { config: { cache: true } }, async () => 'home')
   await app.ready()
-  for (const meta of [{ createdAt: 'now' }, { ttlMs: -5 }, { createdAt: Infinity }, { etag: 'no quotes' }, { tags: [''] }]) {
+  for (const meta of [{ createdAt: 'now' }, { ttlMs: -5 }, { createdAt: Infinity }, { etag: 'no quotes' }, { tags: [''] },
+    { headers: null }, { headers: ['content-type', 'text/plain'] }]) {
     await client.hset(`${app.cache.prefix}view//`, '', planted('planted', meta))
     const response = await app.inject('/')
     t.equal(response.body, 'home', `${JSON.stringify(meta)}: not served`)
   }
+})
+
+t.test('the parsed query of a route whose validator compiler answers { value } or { error } (not Ajv)', async (t) => {
+  const app = await build(t)
+  let renders = 0
+  app.get('/list', {
+    schema: { querystring: { type: 'object' } },
+    // A compiler in the style Fastify accepts from Joi or TypeBox adapters: it answers a value, or an error.
+    validatorCompiler: () => (data: unknown) => {
+      const query = data as Record<string, string | string[]>
+      const tags = ([] as string[]).concat(query.tag ?? []).map((tag) => tag.toLowerCase())
+      return tags.includes('bad') ? { error: new Error('bad tag') } : { value: { tag: tags } }
+    },
+    config: { cache: { queryString: true } }
+  }, async () => `list #${++renders}`)
+  await app.ready()
+  t.equal((await app.inject('/list?tag=a&tag=b')).headers['x-cache'], 'MISS')
+  const same = await app.inject('/list?tag=A&tag=B')
+  t.equal(same.headers['x-cache'], 'HIT', 'keyed by the value the compiler answered')
+  t.equal(same.body, 'list #1')
+  t.equal((await app.inject('/list?tag=bad')).statusCode, 400, 'its error is a 400, not cached')
+  t.equal(renders, 1)
 })
