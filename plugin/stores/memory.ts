@@ -158,11 +158,11 @@ export class MemoryStore implements PageStore {
   }
 
   /**
-   * Drops the least recently written variants down to three quarters of the bound, like RedisStore, never the plain
+   * Drops the least recently written variants down to half the bound, like RedisStore, never the plain
    * variant ''.
    */
   private evictOldest (item: FieldsItem, maxFields: number): void {
-    let drop = item.fields.size + 1 - Math.floor(maxFields * 3 / 4)
+    let drop = item.fields.size + 1 - Math.floor(maxFields / 2)
     for (const [name, value] of item.fields) {
       if (drop <= 0) break
       if (name === '') continue

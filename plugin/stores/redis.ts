@@ -95,23 +95,33 @@ return 0`
 const SET_FIELD = `#!lua
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
--- Past maxFields variants, drops the least recently written down to three quarters of the bound (so that a stream of
--- new variants pays for the sort once per quarter), never the plain variant '' nor the one just written.
+-- Past maxFields variants, drops the least recently written down to half the bound (so that a stream of new variants
+-- pays for this once per maxFields / 2 writes), never the plain variant '' nor the one just written.
 local function evictOldest (key, maxFields, written)
   local variants = {}
   for _, name in ipairs(redis.call('HKEYS', key)) do if not (${INTERNAL}) then variants[#variants + 1] = name end end
   if #variants <= maxFields then return end
   local stamps = {}
   for i, name in ipairs(variants) do stamps[i] = '${WRITTEN_FIELD_PREFIX}' .. name end
-  local seqs = redis.call('HMGET', key, unpack(stamps))
-  local candidates = {}
+  local times = redis.call('HMGET', key, unpack(stamps))
+  local candidates, sorted = {}, {}
   for i, name in ipairs(variants) do
-    if name ~= '' and name ~= written then candidates[#candidates + 1] = { name, tonumber(seqs[i]) or 0 } end
+    if name ~= '' and name ~= written then
+      local at = tonumber(times[i]) or 0
+      candidates[#candidates + 1] = { name, at }
+      sorted[#sorted + 1] = at
+    end
   end
-  table.sort(candidates, function (a, b) return a[2] < b[2] end)
-  local drop = #variants - math.floor(maxFields * 3 / 4)
-  for i = 1, math.min(drop, #candidates) do
-    redis.call('HDEL', key, candidates[i][1], '${WRITTEN_FIELD_PREFIX}' .. candidates[i][1])
+  -- A plain numeric sort (no Lua comparator) finds the cut-off time; every candidate up to it goes.
+  table.sort(sorted)
+  local drop = math.min(#variants - math.floor(maxFields / 2), #sorted)
+  if drop < 1 then return end
+  local cutoff = sorted[drop]
+  for _, candidate in ipairs(candidates) do
+    if drop > 0 and candidate[2] <= cutoff then
+      redis.call('HDEL', key, candidate[1], '${WRITTEN_FIELD_PREFIX}' .. candidate[1])
+      drop = drop - 1
+    end
   end
 end
 local function setField (key, field, value, ttl, maxFields, ifVersion, ifNotPurgedSince, unlock)

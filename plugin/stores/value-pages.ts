@@ -98,8 +98,8 @@ export class ValuePages implements PageStore {
     const map = variants.map
     if (map.has(field)) map.delete(field) // re-inserted last: the map stays in write order
     else if (maxFields > 0 && map.size >= maxFields) {
-      // The least recently written go first, down to three quarters of the bound; never the plain variant ''.
-      let drop = map.size + 1 - Math.floor(maxFields * 3 / 4)
+      // The least recently written go first, down to half the bound; never the plain variant ''.
+      let drop = map.size + 1 - Math.floor(maxFields / 2)
       for (const name of map.keys()) {
         if (drop <= 0) break
         if (name !== '' && map.delete(name)) drop--
