@@ -1,11 +1,12 @@
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { CacheEvent } from './cache-status.js'
 import type { CacheEngine } from './engine.js'
-import { framePage, isEntityTag, type PageEntry } from './entry.js'
+import { framePage, freshForMs, isEntityTag, type PageEntry } from './entry.js'
 import { responseIsStorable, storedHeaders } from './http-semantics.js'
 import type { Miss } from './lookup.js'
 import type { NormalizedRouteOptions } from './options.js'
-import { label, serveGrace, type CacheLabel } from './serve.js'
+import { mark, serveGrace } from './serve.js'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -111,22 +112,22 @@ export async function storeMiss (
 ): Promise<unknown> {
   const failed = reply.statusCode >= 500
   let entry: PageEntry | undefined
-  let outcome: CacheLabel = 'BYPASS'
+  let event: CacheEvent = { label: 'BYPASS', fwd: miss.fwd }
   try {
     if (miss.stale !== undefined && failed) {
-      outcome = 'STALE'
+      event = { label: 'STALE', fwd: 'stale', freshMs: freshForMs(miss.stale, Date.now()) }
       return serveGrace(request, reply, miss.stale)
     }
     const captured = await capture(engine, route, request, reply, payload)
     if (captured.stored !== undefined) {
       entry = captured.stored.entry
-      outcome = 'MISS'
+      event = { label: 'MISS', fwd: miss.fwd, stored: true }
       reply.header('etag', entry.etag)
       write(engine, request, miss, entry, captured.stored.bytes)
     }
     return captured.payload
   } finally {
-    label(reply, engine.counters, outcome)
+    mark(reply, engine, event)
     if (miss.flight !== undefined) engine.flights.end(miss.id, miss.flight, entry, failed)
     // Not stored: let the others compute it. (A write releases the lock itself, in the same step.)
     if (miss.lockToken !== undefined) engine.locks.unlock(miss.storeKey, miss.variant, miss.lockToken, request.log)

@@ -3,10 +3,12 @@ import { storeMiss } from './capture.js'
 import type { CacheEngine } from './engine.js'
 import { requestMayUseCache } from './http-semantics.js'
 import { requestKey, type RequestKey } from './key.js'
-import { PageLookup, type Miss, type Outcome } from './lookup.js'
+import { missOf, PageLookup, type Miss, type Outcome } from './lookup.js'
 import type { NormalizedRouteOptions } from './options.js'
 import { isRefresh, refreshInBackground } from './refresh.js'
-import { label, serveEntry } from './serve.js'
+import type { Forward } from './cache-status.js'
+import { freshForMs } from './entry.js'
+import { mark, serveEntry } from './serve.js'
 
 export const kCacheMiss = Symbol('fastify-cache.miss')
 
@@ -42,7 +44,12 @@ export class RouteCache {
    */
   readonly onRequest = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
     const method = request.method
-    if ((method !== 'GET' && method !== 'HEAD') || !requestMayUseCache(request, this.#route.allowAuthorization)) {
+    if (method !== 'GET' && method !== 'HEAD') {
+      this.#bypass(reply, 'method')
+      done()
+      return
+    }
+    if (!requestMayUseCache(request, this.#route.allowAuthorization)) {
       this.#bypass(reply)
       done()
       return
@@ -136,17 +143,17 @@ export class RouteCache {
 
   /** Acts on an outcome: serves a hit or a stale page, or lets the handler run. */
   #serve (request: FastifyRequest, reply: FastifyReply, key: RequestKey, outcome: Outcome): FastifyReply | undefined {
-    const counters = this.#engine.counters
+    const engine = this.#engine
     switch (outcome.kind) {
       case 'hit':
-        label(reply, counters, 'HIT', outcome.from)
+        mark(reply, engine, { label: 'HIT', from: outcome.from, freshMs: freshForMs(outcome.entry, Date.now()) })
         return serveEntry(request, reply, outcome.entry)
       case 'stale':
-        if (outcome.refresh) refreshInBackground(this.#engine, request, key)
-        label(reply, counters, 'STALE')
+        if (outcome.refresh) refreshInBackground(engine, request, key)
+        mark(reply, engine, { label: 'STALE', fwd: 'stale', freshMs: freshForMs(outcome.entry, Date.now()) })
         return serveEntry(request, reply, outcome.entry)
       case 'pass':
-        label(reply, counters, 'BYPASS')
+        mark(reply, engine, { label: 'BYPASS', fwd: missOf(key) })
         return undefined
       case 'miss':
         request[kCacheMiss] = outcome.miss
@@ -166,8 +173,8 @@ export class RouteCache {
     }
   }
 
-  #bypass (reply: FastifyReply): void {
-    label(reply, this.#engine.counters, 'BYPASS')
+  #bypass (reply: FastifyReply, fwd: Forward = 'bypass'): void {
+    mark(reply, this.#engine, { label: 'BYPASS', fwd })
   }
 
   /** A throwing `unless`, `key` or `forceUpdate` is the route's bug; the request still gets its page, uncached. */

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { Forward } from './cache-status.js'
 import type { CacheEngine } from './engine.js'
 import { freshForMs, type PageEntry } from './entry.js'
 import type { RequestKey } from './key.js'
@@ -9,6 +10,8 @@ import type { FieldRead } from './stores/store.js'
 
 /** What a request that missed carries to onSend, where its response may be stored. */
 export interface Miss {
+  /** Why the handler runs, for `cache-status`. */
+  fwd: Forward
   storeKey: string
   variant: string
   id: string
@@ -34,6 +37,11 @@ export type Outcome =
   | { kind: 'miss', miss: Miss }
   /** Run the handler and store nothing: a HEAD, or a request that may read the page but not write it. */
   | { kind: 'pass' }
+
+/** A miss of the plain page is `uri-miss`; of a query or `vary` variant, `vary-miss` (the URI's other variants may be stored). */
+export function missOf (key: RequestKey): Forward {
+  return key.variant === '' ? 'uri-miss' : 'vary-miss'
+}
 
 /**
  * What a stored entry is worth now: fresh (`hit`), servable while it is refreshed (`stale`), a fallback should the
@@ -105,7 +113,7 @@ export class PageLookup {
     // HEAD never writes: its body is dropped before onSend sees it. A request with unkeyed query parameters may
     // read the keyed variant but never write it, so it cannot poison it.
     if (request.method !== 'GET' || !key.storable) return { kind: 'pass' }
-    return await this.#startMiss(request.log, key, id, generation, fleet, state)
+    return await this.#startMiss(request.log, key, id, generation, fleet, state, force ? 'request' : missOf(key))
   }
 
   /** What the store read found: a fresh or stale-while-revalidate page is the outcome; otherwise what the miss needs. */
@@ -147,7 +155,7 @@ export class PageLookup {
 
   /** This request computes the page: it leads the flight here and, with fleet single flight, holds the lock. */
   async #startMiss (
-    log: FastifyBaseLogger, key: RequestKey, id: string, generation: number, fleet: boolean, state: ReadState
+    log: FastifyBaseLogger, key: RequestKey, id: string, generation: number, fleet: boolean, state: ReadState, fwd: Forward
   ): Promise<Outcome> {
     const engine = this.#engine
     const flight = engine.flights.has(id) ? undefined : engine.flights.start(id)
@@ -172,7 +180,16 @@ export class PageLookup {
     }
     const startedAt = clock === undefined ? undefined : await clock
     const miss: Miss = {
-      storeKey: key.storeKey, variant: key.variant, id, flight, generation, version, stale: state.stale, lockToken, startedAt
+      fwd,
+      storeKey: key.storeKey,
+      variant: key.variant,
+      id,
+      flight,
+      generation,
+      version,
+      stale: state.stale,
+      lockToken,
+      startedAt
     }
     return { kind: 'miss', miss }
   }

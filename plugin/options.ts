@@ -64,6 +64,10 @@ export interface FastifyCacheOptions {
   bus?: boolean
   /** 0 turns the sweep off. */
   tagPruneIntervalMs?: number
+  /** RFC 9211 `cache-status` on every response of a cached route. Default true. */
+  cacheStatus?: boolean
+  /** `x-cache: HIT | MISS | BYPASS | STALE` on every response of a cached route. Default true. */
+  xCache?: boolean
 }
 
 export interface NormalizedOptions {
@@ -85,6 +89,8 @@ export interface NormalizedOptions {
   l1: { maxBytes: number, ttlMs: number } | undefined
   bus: boolean
   tagPruneIntervalMs: number
+  cacheStatus: boolean
+  xCache: boolean
 }
 
 type Awaitable<T> = T | Promise<T>
@@ -141,7 +147,8 @@ export interface NormalizedRouteOptions {
 
 const PLUGIN_OPTION_NAMES = new Set<string>([
   'prefix', 'defaultTtl', 'store', 'redis', 'lookupTimeoutMs', 'operationTimeoutMs', 'breaker', 'maxBodyBytes', 'maxVariants', 'memory',
-  'lockTimeoutMs', 'errorLogIntervalMs', 'tombstoneMs', 'tagPruneIntervalMs', 'singleFlight', 'l1', 'bus'
+  'lockTimeoutMs', 'errorLogIntervalMs', 'tombstoneMs', 'tagPruneIntervalMs', 'singleFlight', 'l1', 'bus', 'cacheStatus',
+  'xCache'
 ])
 
 const ROUTE_OPTION_NAMES = new Set<string>([
@@ -194,6 +201,12 @@ export function ttlMsOption (value: unknown, option: string, fallbackSeconds: nu
       'long ttl instead (365 * 24 * 3600 is a year), and bound memory with Redis\'s maxmemory policy')
   }
   return positiveNumber(value, option, fallbackSeconds) * 1000
+}
+
+function booleanOption (value: unknown, option: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw invalidOption(option, `expected a boolean, got ${describe(value)}`)
+  return value
 }
 
 function oneOf<T extends string> (value: unknown, option: string, allowed: readonly T[], fallback: T): T {
@@ -304,14 +317,15 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
   rejectUnknown(memory, new Set(['maxBytes']), 'memory')
 
   const l1 = normalizeL1(options.l1 ?? false)
-  const bus = options.bus ?? false
-  if (typeof bus !== 'boolean') throw invalidOption('bus', `expected a boolean, got ${describe(bus)}`)
+  const bus = booleanOption(options.bus, 'bus', false)
   if (bus && store === 'memory') throw invalidOption('bus', "needs Redis; the memory store is one process's own")
 
   return {
     prefix,
     l1,
     bus,
+    cacheStatus: booleanOption(options.cacheStatus, 'cacheStatus', true),
+    xCache: booleanOption(options.xCache, 'xCache', true),
     defaultTtl: ttlMsOption(options.defaultTtl, 'defaultTtl', DEFAULT_TTL_SECONDS) / 1000,
     store,
     redis,

@@ -1,19 +1,23 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { PageEntry } from './entry.js'
 import { ifNoneMatch } from './http-semantics.js'
+import { cacheStatusOf, type CacheEvent } from './cache-status.js'
+import type { NormalizedOptions } from './options.js'
 import type { CacheCounters } from './stats.js'
 
-/** The `x-cache` values; each response of a cached route carries one, and is counted under it, once. */
-export type CacheLabel = 'HIT' | 'MISS' | 'BYPASS' | 'STALE'
-
-/** Marks the response with its label and counts it. `from` tells a hit's source apart. */
-export function label (
-  reply: FastifyReply, counters: CacheCounters, value: CacheLabel, from?: 'store' | 'l1' | 'coalesced'
+/**
+ * Marks a response with what happened to it (`x-cache`, `cache-status`, each unless turned off) and counts it: every
+ * response of a cached route is marked, and counted under its `x-cache`, exactly once.
+ */
+export function mark (
+  reply: FastifyReply, engine: { counters: CacheCounters, options: NormalizedOptions }, event: CacheEvent
 ): void {
-  reply.header('x-cache', value)
-  if (value === 'HIT') counters.hit(from)
-  else if (value === 'MISS') counters.miss()
-  else if (value === 'STALE') counters.stale()
+  if (engine.options.xCache) reply.header('x-cache', event.label)
+  if (engine.options.cacheStatus) reply.header('cache-status', cacheStatusOf(event))
+  const counters = engine.counters
+  if (event.label === 'HIT') counters.hit(event.from)
+  else if (event.label === 'MISS') counters.miss()
+  else if (event.label === 'STALE') counters.stale()
   else counters.bypass()
 }
 
