@@ -11,7 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
  */
 const UNSTORED_HEADERS = new Set([
   'set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer',
-  'upgrade', 'proxy-authenticate', 'date', 'age', 'x-cache', 'etag'
+  'upgrade', 'proxy-authenticate', 'date', 'age', 'x-cache', 'cache-status', 'etag'
 ])
 
 /** Response directives after which a shared cache may not serve the response without revalidating it (or at all). */

@@ -36,10 +36,13 @@ export class Invalidation {
   }
 
   /**
-   * Deletes keys (every variant of a page), leaving tombstones, then drops what this process holds of them: the store
-   * first, so that nothing held here can stop a purge from reaching it. Rejects when the store fails.
+   * Deletes keys (every variant of a page), leaving tombstones. What this process holds is dropped before (so that
+   * nothing computed before the purge is stored while it runs) and again after (what was read meanwhile). Nothing in
+   * the first step can throw: stored entries are validated, so a planted one cannot keep the purge from the store.
+   * Rejects when the store fails.
    */
   async purge (storeKeys: string[], tags: readonly string[] = []): Promise<number> {
+    this.invalidated(storeKeys, tags)
     try {
       const held = await this.#store.delete(storeKeys, { tombstoneMs: this.#tombstoneMs })
       await this.#bus?.publish(tags.length === 0 ? { keys: storeKeys } : { keys: storeKeys, tags: [...tags] })
@@ -51,6 +54,7 @@ export class Invalidation {
 
   /** Removes everything under the prefix, here and (with the bus) from every instance's L1. */
   async clear (): Promise<number> {
+    this.invalidated(undefined)
     try {
       const removed = await this.#store.clear(this.#keyspace.prefix)
       await this.#bus?.publish({ all: true })

@@ -99,8 +99,9 @@ function parsedQuery (request: FastifyRequest, keyed: 'all' | ReadonlySet<string
   if (result === false || (result as { error?: unknown } | null)?.error !== undefined) return null
   const coerced = (result as { value?: Record<string, unknown> } | null)?.value ?? copy
   const params = new URLSearchParams()
-  for (const name of Object.keys(coerced).sort()) {
-    if (keyed !== 'all' && !keyed.has(name)) continue
+  // Only the names the request sent: defaults the schema fills in are the same for every request, keyed or not.
+  for (const name of Object.keys(query).sort()) {
+    if ((keyed !== 'all' && !keyed.has(name)) || !(name in coerced)) continue
     const value = coerced[name]
     for (const item of Array.isArray(value) ? value : [value]) params.append(name, String(item))
   }

@@ -103,7 +103,12 @@ local function evictOldest (key, maxFields, written)
   if #variants <= maxFields then return end
   local stamps = {}
   for i, name in ipairs(variants) do stamps[i] = '${WRITTEN_FIELD_PREFIX}' .. name end
-  local times = redis.call('HMGET', key, unpack(stamps))
+  -- In slices: unpack() takes at most a few thousand values.
+  local times = {}
+  for from = 1, #stamps, 1000 do
+    local slice = redis.call('HMGET', key, unpack(stamps, from, math.min(from + 999, #stamps)))
+    for _, at in ipairs(slice) do times[#times + 1] = at end
+  end
   local candidates, sorted = {}, {}
   for i, name in ipairs(variants) do
     if name ~= '' and name ~= written then

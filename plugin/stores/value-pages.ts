@@ -51,12 +51,14 @@ function decodeVariants (bytes: Buffer): Variants | undefined {
 
 /**
  * The page part on top of a store that offers only values: a key's variants are one value, read and rewritten
- * whole. What is lost: writes of two variants at once may drop one (it is computed again later), there are no
- * versions or tombstones (a page computed across a purge in another process may be stored), and no fleet-wide locks
- * (each process computes a cold page once).
+ * whole, one rewrite at a time within a process. What is lost: two processes writing variants of one key at once may
+ * drop one (it is computed again later), there are no versions or tombstones (a page computed across a purge in
+ * another process may be stored), and no fleet-wide locks (each process computes a cold page once).
  */
 export class ValuePages implements PageStore {
   readonly #store: CacheStore
+  /** Rewrites of a key in this process, one after another: concurrent tag index writes must not drop each other. */
+  readonly #rewrites = new Map<string, Promise<unknown>>()
 
   constructor (store: CacheStore) {
     this.#store = store
@@ -93,7 +95,23 @@ export class ValuePages implements PageStore {
     return read
   }
 
-  async setField (key: string, field: string, value: Buffer, { ttlMs, maxFields = 0 }: SetFieldOptions): Promise<boolean> {
+  /** Runs `rewrite` once the key's earlier rewrites in this process are done. */
+  async #serially<T> (key: string, rewrite: () => Promise<T>): Promise<T> {
+    const before = this.#rewrites.get(key) ?? Promise.resolve()
+    const running = before.then(rewrite, rewrite)
+    this.#rewrites.set(key, running)
+    try {
+      return await running
+    } finally {
+      if (this.#rewrites.get(key) === running) this.#rewrites.delete(key)
+    }
+  }
+
+  async setField (key: string, field: string, value: Buffer, options: SetFieldOptions): Promise<boolean> {
+    return await this.#serially(key, async () => await this.#setField(key, field, value, options))
+  }
+
+  async #setField (key: string, field: string, value: Buffer, { ttlMs, maxFields = 0 }: SetFieldOptions): Promise<boolean> {
     const variants = await this.#variants(key) ?? { map: new Map<string, Buffer>(), expiresAt: 0 }
     const map = variants.map
     if (map.has(field)) map.delete(field) // re-inserted last: the map stays in write order
@@ -115,10 +133,12 @@ export class ValuePages implements PageStore {
   async unlockField (_key: string, _field: string, _token: string): Promise<boolean> { return true }
 
   async deleteField (key: string, field: string): Promise<boolean> {
-    const variants = await this.#variants(key)
-    if (variants?.map.delete(field) !== true) return false
-    await this.#write(key, variants)
-    return true
+    return await this.#serially(key, async () => {
+      const variants = await this.#variants(key)
+      if (variants?.map.delete(field) !== true) return false
+      await this.#write(key, variants)
+      return true
+    })
   }
 
   async fields (key: string): Promise<string[]> {

@@ -130,3 +130,53 @@ t.test('the page part kept on values: variants bounded (never the plain one), li
   t.equal(listing.closed, true, 'close reaches the store')
   await new ValuePages(new MapStore()).close()
 })
+
+t.test('a value-only store keeps every member of a tag written at once, so invalidateTags reaches them all', async (t) => {
+  // Every call answers a little later, as a networked store would: the tag index rewrites overlap.
+  class SlowMapStore extends MapStore {
+    override async get (key: string): Promise<Buffer | undefined> {
+      await new Promise((resolve) => setImmediate(resolve))
+      return await super.get(key)
+    }
+  }
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(fastifyCache, { store: new SlowMapStore() })
+  app.get('/post/:id', { config: { cache: { tags: ['posts'] } } }, async (request) => `post ${(request.params as { id: string }).id}`)
+  await app.ready()
+  await Promise.all([1, 2, 3, 4].map(async (id) => await app.inject(`/post/${id}`)))
+  await new Promise((resolve) => setTimeout(resolve, 20)) // the writes are not awaited by the requests
+  t.equal(await app.cache.invalidateTags(['posts']), 4, 'all four pages were in the tag index')
+  for (const id of [1, 2, 3, 4]) t.equal((await app.inject(`/post/${id}`)).headers['x-cache'], 'MISS', `post ${id} purged`)
+})
+
+t.test('wrap: a value computed before a delete is not written while the delete is under way', async (t) => {
+  let finishDelete!: () => void
+  class GatedDeleteStore extends MapStore {
+    gate: Promise<void> | undefined
+    override async delete (keys: string[]): Promise<number> {
+      await this.gate
+      return await super.delete(keys)
+    }
+  }
+  const store = new GatedDeleteStore()
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(fastifyCache, { store })
+  let finishCompute!: (value: string) => void
+  let entered!: () => void
+  const inside = new Promise<void>((resolve) => { entered = resolve })
+  const computing = app.cache.wrap('stats', async () => await new Promise<string>((resolve) => {
+    finishCompute = resolve
+    entered()
+  }))
+  await inside
+  store.gate = new Promise((resolve) => { finishDelete = resolve })
+  const deleting = app.cache.delete('stats')
+  finishCompute('old')
+  t.equal(await computing, 'old', 'the caller gets what it computed')
+  finishDelete()
+  await deleting
+  await new Promise((resolve) => setTimeout(resolve, 20)) // a write, had one been started, would have landed
+  t.equal(await app.cache.get('stats'), undefined, 'but it was not kept')
+})

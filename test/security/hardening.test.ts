@@ -165,3 +165,29 @@ t.test('the parsed query of a route whose validator compiler answers { value } o
   t.equal((await app.inject('/list?tag=bad')).statusCode, 400, 'its error is a 400, not cached')
   t.equal(renders, 1)
 })
+
+t.test('a query the schema fills with defaults is still stored at its canonical URL', async (t) => {
+  const app = await build(t, { redis })
+  app.get('/', {
+    schema: { querystring: { type: 'object', properties: { page: { type: 'integer' }, sort: { type: 'string', default: 'new' } } } },
+    config: { cache: { queryString: true } }
+  }, async (request) => JSON.stringify(request.query))
+  await app.ready()
+  t.equal((await app.inject('/?page=2')).headers['x-cache'], 'MISS')
+  const hit = await app.inject('/?page=2')
+  t.equal(hit.headers['x-cache'], 'HIT', 'stored although the schema added sort')
+  t.equal(hit.body, '{"page":2,"sort":"new"}')
+  t.equal((await app.inject('/?page=2&sort=old')).headers['x-cache'], 'MISS', 'a value sent is keyed')
+})
+
+t.test('a cache-status the handler sent is neither stored nor served on a hit', async (t) => {
+  const app = await build(t, { redis })
+  app.get('/', { config: { cache: true } }, async (_request, reply) => { reply.header('cache-status', 'upstream; hit'); return 'x' })
+  await app.ready()
+  await app.inject('/')
+  const hit = await app.inject('/')
+  t.equal(hit.headers['x-cache'], 'HIT')
+  t.match(String(hit.headers['cache-status']), /^fastify-cache; hit/)
+  await client.hset(`${app.cache.prefix}view//`, '', planted('x', { headers: { 'cache-status': 'planted' } }))
+  t.equal((await app.inject('/')).headers['x-cache'], 'MISS', 'a planted one makes the entry corrupt')
+})
