@@ -60,6 +60,13 @@ t.test('a value-only store caches pages, with their variants, purges and memoize
   t.equal((await app.inject('/?page=2')).headers['x-cache'], 'MISS', 'a delete of the path drops every variant')
   t.equal((await app.inject('/')).headers['x-cache'], 'MISS')
   t.equal(await app.cache.invalidateTags(['index']), 1, 'tags work through the same variants')
+  await app.cache.set('set-value', { n: 1 })
+  t.same(await app.cache.get('set-value'), { n: 1 }, 'values through the store\'s own set and get')
+  t.equal(await app.cache.add('value', 1), true)
+  t.equal(await app.cache.add('value', 2), false, 'add through the store\'s own add')
+  t.equal(await app.cache.has('value'), true)
+  t.ok(await app.cache.clear() >= 1, 'clear through the store\'s own clear')
+  t.equal(await app.cache.has('value'), false)
   t.equal((await app.inject('/')).headers['x-cache'], 'MISS')
 
   let calls = 0
@@ -124,6 +131,10 @@ t.test('the page part kept on values: variants bounded (never the plain one), li
     await inner.set('planted', planted, 60_000)
     t.equal((await pages.getField('planted', 'a')).foreign, true, `${name}: foreign, not a variant`)
   }
+  for (let i = 0; i < 8; i++) await pages.setField('k2', `w${i}`, bytes(String(i)), { ttlMs: 60_000, maxFields: 6 })
+  t.same(await pages.fields('k2'), ['w4', 'w5', 'w6', 'w7'], 'with no plain variant, the oldest go down to half the bound')
+  t.equal(await pages.setField('plain-value', 'v', bytes('page'), { ttlMs: 60_000 }), true)
+  t.same(await pages.fields('plain-value'), ['v'], 'a write replaces what was not a variant map')
   t.equal(await pages.deleteField('k', 'v9'), true)
   t.equal(await pages.deleteField('k', 'v9'), false)
   await pages.close()
