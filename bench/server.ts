@@ -199,6 +199,26 @@ async function build (name: ServerCase, env: Env): Promise<FastifyInstance> {
       break
     }
 
+    case 'blog-size-l1': {
+      // The plugin's plain L1 hit of a page exactly as large as the blog's index (rendered once, by a blog of its own
+      // on the same database): what the blog adds to a hit is then its own hooks alone.
+      const sizing = Fastify()
+      await sizing.register(blog, {
+        dbPath: env.blogDb, redisUrl: env.redisUrl, redisProbeMs: 5_000, cachePrefix: env.prefix + 'sizing:', sessionKey: randomBytes(32), slowMs: 0
+      })
+      await sizing.ready()
+      await seedBlog(sizing) // tops the posts up to ten: idempotent, whichever blog server starts first
+      const index = await sizing.inject('/')
+      await sizing.close()
+      const page = index.rawPayload
+      await registerCache(app, { redis: redisClient(env), prefix: env.prefix + name + ':', l1: true, bus: true }, ['l1', 'bus'])
+      app.get('/', { config: { cache: { ttl: 3600 } } }, async (_request, reply) => {
+        countRun('')
+        return reply.type(CONTENT_TYPE).send(page)
+      })
+      break
+    }
+
     case 'blog-cached':
     case 'blog-uncached': {
       if (name === 'blog-uncached') {
