@@ -146,7 +146,10 @@ export class RouteCache {
     const engine = this.#engine
     switch (outcome.kind) {
       case 'hit':
-        mark(reply, engine, { label: 'HIT', from: outcome.from, freshMs: freshForMs(outcome.entry, Date.now()) })
+        // A hit that waited on another request's computation was, for this request, a miss that collapsed.
+        mark(reply, engine, outcome.from === 'coalesced'
+          ? { label: 'HIT', from: 'coalesced', fwd: missOf(key) }
+          : { label: 'HIT', from: outcome.from, freshMs: freshForMs(outcome.entry, Date.now()) })
         return serveEntry(request, reply, outcome.entry)
       case 'stale':
         if (outcome.refresh) refreshInBackground(engine, request, key)
