@@ -28,7 +28,6 @@ export function cacheStatusOf (event: CacheEvent): string {
   const collapsed = event.from === 'coalesced'
   if ((event.label === 'HIT' && !collapsed) || event.label === 'STALE') value += '; hit'
   if (event.fwd !== undefined) value += '; fwd=' + event.fwd
-  else if (collapsed) value += '; fwd=uri-miss'
   if (event.freshMs !== undefined && !collapsed) value += '; ttl=' + String(Math.floor(event.freshMs / 1000))
   if (event.stored === true) value += '; stored'
   if (collapsed) value += '; collapsed'
