@@ -77,14 +77,15 @@ export class RouteCache {
       return
     }
     const force = isRefresh(request, this.#engine)
-    if (!force && this.#route.forceUpdate === undefined) {
+    const l1Checked = !force && this.#route.forceUpdate === undefined
+    if (l1Checked) {
       const local = this.#lookup.fromL1(key)
       if (local !== undefined) {
         this.#serve(request, reply, key, { kind: 'hit', entry: local, from: 'l1' })
         return
       }
     }
-    this.#proceed(this.#look(request, reply, key, force), done)
+    this.#proceed(this.#look(request, reply, key, force, l1Checked), done)
   }
 
   /** Callback style, so that a response with nothing to store (a hit, a bypass) passes through without a promise. */
@@ -130,7 +131,10 @@ export class RouteCache {
     return await this.#look(request, reply, key, isRefresh(request, this.#engine))
   }
 
-  async #look (request: FastifyRequest, reply: FastifyReply, key: RequestKey, refresh: boolean): Promise<FastifyReply | undefined> {
+  /** `l1Checked`: onRequest already looked in L1 (and missed), so the lookup does not look again. */
+  async #look (
+    request: FastifyRequest, reply: FastifyReply, key: RequestKey, refresh: boolean, l1Checked = false
+  ): Promise<FastifyReply | undefined> {
     let force = refresh
     try {
       if (!force && this.#route.forceUpdate !== undefined) force = await this.#route.forceUpdate(request)
@@ -138,7 +142,7 @@ export class RouteCache {
       this.#routeThrew(request, reply, err)
       return
     }
-    return this.#serve(request, reply, key, await this.#lookup.lookup(request, key, force))
+    return this.#serve(request, reply, key, await this.#lookup.lookup(request, key, force, l1Checked))
   }
 
   /** Acts on an outcome: serves a hit or a stale page, or lets the handler run. */

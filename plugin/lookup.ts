@@ -80,7 +80,7 @@ export class PageLookup {
     return this.#engine.l1?.get(pageId(key.storeKey, key.variant))?.entry
   }
 
-  async lookup (request: FastifyRequest, key: RequestKey, force: boolean): Promise<Outcome> {
+  async lookup (request: FastifyRequest, key: RequestKey, force: boolean, l1Checked = false): Promise<Outcome> {
     const engine = this.#engine
     const id = pageId(key.storeKey, key.variant)
     // Taken before the lookup: a purge from here on keeps this request's response out of the cache.
@@ -89,7 +89,7 @@ export class PageLookup {
     const fleet = engine.options.singleFlight === 'fleet' && request.method === 'GET' && key.storable
     let state: ReadState = { answered: true, version: undefined, lock: undefined, lockToken: undefined, stale: undefined }
     if (!force) {
-      const local = this.fromL1(key)
+      const local = l1Checked ? undefined : this.fromL1(key)
       if (local !== undefined) return { kind: 'hit', entry: local, from: 'l1' }
       const read = await engine.pages.read(key.storeKey, key.variant, request.log, fleet)
       // From here to the start of a flight nothing is awaited, so that requests which shared this read find the

@@ -1,5 +1,8 @@
 import { LRUCache } from 'lru-cache'
-import type { DeleteOptions, FieldLock, FieldRead, GetFieldOptions, PageStore, SetFieldOptions, StoreKeyInfo } from './store.js'
+import {
+  storeTtlMs, type DeleteOptions, type FieldLock, type FieldRead, type GetFieldOptions, type PageStore, type SetFieldOptions,
+  type StoreKeyInfo
+} from './store.js'
 
 interface FieldsItem {
   kind: 'fields'
@@ -13,10 +16,6 @@ interface FieldsItem {
 type Item = { kind: 'value', value: Buffer, size: number } | FieldsItem
 
 const ITEM_OVERHEAD_BYTES = 64
-
-function ttlMsOf (ttlMs: number): number {
-  return Math.max(1, Math.ceil(ttlMs))
-}
 
 function isTombstone (item: Item | undefined): boolean {
   return item?.kind === 'fields' && item.fields.size === 0
@@ -51,7 +50,7 @@ export class MemoryStore implements PageStore {
   }
 
   async set (key: string, value: Buffer, ttlMs: number): Promise<void> {
-    this.lru.set(key, { kind: 'value', value, size: value.length }, { ttl: ttlMsOf(ttlMs) })
+    this.lru.set(key, { kind: 'value', value, size: value.length }, { ttl: storeTtlMs(ttlMs) })
   }
 
   async add (key: string, value: Buffer, ttlMs: number): Promise<boolean> {
@@ -73,7 +72,7 @@ export class MemoryStore implements PageStore {
       this.lru.delete(key)
       if (tombstoneMs > 0) {
         const version = (item?.kind === 'fields' ? item.version : 0) + 1
-        this.lru.set(key, { kind: 'fields', fields: new Map(), size: 0, version, purgedAt: Date.now() }, { ttl: ttlMsOf(tombstoneMs) })
+        this.lru.set(key, { kind: 'fields', fields: new Map(), size: 0, version, purgedAt: Date.now() }, { ttl: storeTtlMs(tombstoneMs) })
       }
     }
     return held
@@ -98,11 +97,11 @@ export class MemoryStore implements PageStore {
   private lockHeld (item: FieldsItem | undefined, field: string, ttlMs: number): boolean {
     const lock = item?.locks?.get(field)
     const now = Date.now()
-    return lock !== undefined && lock.expiresAt > now && lock.expiresAt <= now + ttlMsOf(ttlMs)
+    return lock !== undefined && lock.expiresAt > now && lock.expiresAt <= now + storeTtlMs(ttlMs)
   }
 
   private takeLock (key: string, current: FieldsItem | undefined, field: string, lock: FieldLock): void {
-    const ttl = ttlMsOf(lock.ttlMs)
+    const ttl = storeTtlMs(lock.ttlMs)
     let item = current
     if (item === undefined) {
       item = { kind: 'fields', fields: new Map(), size: 0, version: 0, purgedAt: 0 }
@@ -135,7 +134,7 @@ export class MemoryStore implements PageStore {
     if (ifVersion !== undefined && ifVersion !== version) return false
     if (ifNotPurgedSince !== undefined && current?.kind === 'fields' && current.purgedAt >= ifNotPurgedSince) return false
     let item: FieldsItem
-    let ttl = ttlMsOf(ttlMs)
+    let ttl = storeTtlMs(ttlMs)
     if (current?.kind === 'fields') {
       item = current
       ttl = Math.max(ttl, this.remainingTtl(key))

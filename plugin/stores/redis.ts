@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import calculateSlot from 'cluster-key-slot'
 import type { RedisClient } from '../redis-client.js'
 import {
-  LOCK_FIELD_PREFIX, PURGED_FIELD, VERSION_FIELD, WRITTEN_FIELD_PREFIX, isInternalField, type DeleteOptions, type FieldLock, type FieldRead,
+  LOCK_FIELD_PREFIX, PURGED_FIELD, VERSION_FIELD, WRITTEN_FIELD_PREFIX, isInternalField, storeTtlMs, type DeleteOptions, type FieldLock, type FieldRead,
   type GetFieldOptions, type PageStore, type SetFieldOptions, type StoreKeyInfo
 } from './store.js'
 
@@ -268,10 +268,6 @@ function escapeGlob (text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&')
 }
 
-function ttlMsOf (ttlMs: number): number {
-  return Math.max(1, Math.ceil(ttlMs))
-}
-
 /**
  * A store on an ioredis client or Cluster. It never closes the client: whoever opened it does.
  * On a Cluster no command crosses a slot: batches of lookups or writes are split by slot.
@@ -311,7 +307,7 @@ export class RedisStore implements PageStore {
   }
 
   async set (key: string, value: Buffer, ttlMs: number): Promise<void> {
-    await this.direct.set(key, value, 'PX', ttlMsOf(ttlMs))
+    await this.direct.set(key, value, 'PX', storeTtlMs(ttlMs))
   }
 
   /**
@@ -434,7 +430,7 @@ export class RedisStore implements PageStore {
   }
 
   async add (key: string, value: Buffer, ttlMs: number): Promise<boolean> {
-    return (await this.runOne(scripts.add, key, value, ttlMsOf(ttlMs))) === 1
+    return (await this.runOne(scripts.add, key, value, storeTtlMs(ttlMs))) === 1
   }
 
   async has (key: string): Promise<boolean> {
@@ -442,7 +438,7 @@ export class RedisStore implements PageStore {
   }
 
   async delete (keys: string[], { tombstoneMs = 0 }: DeleteOptions = {}): Promise<number> {
-    const tombstone = tombstoneMs > 0 ? ttlMsOf(tombstoneMs) : 0
+    const tombstone = tombstoneMs > 0 ? storeTtlMs(tombstoneMs) : 0
     const held = await Promise.all(keys.map(async (key) => await this.runOne(scripts.delete, key, tombstone)))
     return held.reduce<number>((sum, count) => sum + (count as number), 0)
   }
@@ -467,7 +463,7 @@ export class RedisStore implements PageStore {
       ;[value, version] = found
     } else {
       const locked = await this.batched(scripts.getOrLock, 3, key,
-        [field, lock.token, ttlMsOf(lock.ttlMs), lock.takeOverOnly === true ? '1' : ''], false) as [Buffer | null, Buffer | null, number]
+        [field, lock.token, storeTtlMs(lock.ttlMs), lock.takeOverOnly === true ? '1' : ''], false) as [Buffer | null, Buffer | null, number]
       ;[value, version, state] = locked
       if (state === 3) return { value: undefined, version: 0, foreign: true }
     }
@@ -481,7 +477,7 @@ export class RedisStore implements PageStore {
   }
 
   async lockField (key: string, field: string, lock: FieldLock): Promise<boolean> {
-    return (await this.runOne(scripts.lock, key, field, lock.token, ttlMsOf(lock.ttlMs))) === 1
+    return (await this.runOne(scripts.lock, key, field, lock.token, storeTtlMs(lock.ttlMs))) === 1
   }
 
   async unlockField (key: string, field: string, token: string): Promise<boolean> {
@@ -493,7 +489,7 @@ export class RedisStore implements PageStore {
     const version = ifVersion === undefined ? '' : String(ifVersion)
     const since = ifNotPurgedSince === undefined ? '' : String(Math.floor(ifNotPurgedSince))
     const [written] = await this.batched(scripts.setField, 1, key,
-      [field, value, ttlMsOf(ttlMs), maxFields, version, since, unlock ?? ''], true)
+      [field, value, storeTtlMs(ttlMs), maxFields, version, since, unlock ?? ''], true)
     return written === 1
   }
 

@@ -89,6 +89,11 @@ export interface StoreKeyInfo {
 export const VALUE_STORE_METHODS = ['get', 'set', 'add', 'has', 'delete', 'clear'] as const
 export const PAGE_STORE_METHODS = ['getField', 'setField', 'lockField', 'unlockField', 'deleteField', 'fields'] as const
 
+/** A ttl as a store sets it: whole milliseconds, at least one (0 would mean "no expiry" to Redis). */
+export function storeTtlMs (ttlMs: number): number {
+  return Math.max(1, Math.ceil(ttlMs))
+}
+
 /** Whether a store offers the page part: every one of its methods. */
 export function isPageStore (store: CacheStore): store is PageStore {
   return PAGE_STORE_METHODS.every((name) => typeof (store as unknown as Record<string, unknown>)[name] === 'function')
