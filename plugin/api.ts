@@ -45,16 +45,28 @@ function tagsOf (options: SetOptions | undefined): readonly string[] {
  * `fastify.cache`: the Flask-Caching API on the plugin's store. Keys are given without the prefix. Values are JSON.
  * Every method rejects with an error whose `code` starts with FST_CACHE_ when the store fails.
  */
+/** Moves the API to the engine built once @fastify/redis turned up (index.ts, at ready); not for apps. */
+export const kUseEngine = Symbol('fastify-cache.useEngine')
+
 export class FastifyCache {
-  readonly #engine: CacheEngine
+  #engine: CacheEngine
   readonly #memoized = new WeakMap<(...args: never[]) => unknown, string>()
 
-  /** Which store backs the cache: 'redis', 'memory' or 'custom'. */
-  readonly storeKind: 'redis' | 'memory' | 'custom'
+  #storeKind: 'redis' | 'memory' | 'custom'
 
   constructor (engine: CacheEngine, storeKind: 'redis' | 'memory' | 'custom') {
     this.#engine = engine
-    this.storeKind = storeKind
+    this.#storeKind = storeKind
+  }
+
+  /** Which store backs the cache: 'redis', 'memory' or 'custom'. */
+  get storeKind (): 'redis' | 'memory' | 'custom' {
+    return this.#storeKind
+  }
+
+  [kUseEngine] (engine: CacheEngine, storeKind: 'redis' | 'memory' | 'custom'): void {
+    this.#engine = engine
+    this.#storeKind = storeKind
   }
 
   /** The store in use. */

@@ -14,7 +14,7 @@ export const kCacheMiss = Symbol('fastify-cache.miss')
 
 declare module 'fastify' {
   interface FastifyRequest {
-    [kCacheMiss]: Miss | null
+    [kCacheMiss]: Miss | null | undefined
   }
 }
 
@@ -23,7 +23,7 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
 }
 
 /**
- * The hooks of one cached route, `recv → lookup → hit | stale | miss | pass → deliver`: onRequest decides (bypass,
+ * The hooks of one cached route, `recv → lookup → hit | stale | miss | pass → deliver`: preHandler decides (bypass,
  * key, lookup) and serves what the cache holds; onSend stores what a miss computed. `route` was normalised once, when
  * the route was added.
  */
@@ -42,7 +42,7 @@ export class RouteCache {
    * Callback style, so that what can be decided at once (a bypass, an L1 hit) answers without a promise. Replying
    * without calling `done` ends the request here (Fastify's "respond to a request from a hook").
    */
-  readonly onRequest = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+  readonly preHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
     const method = request.method
     if (method !== 'GET' && method !== 'HEAD') {
       this.#bypass(reply, 'method')
@@ -88,18 +88,14 @@ export class RouteCache {
     this.#proceed(this.#look(request, reply, key, force, l1Checked), done)
   }
 
-  /** Callback style, so that a response with nothing to store (a hit, a bypass) passes through without a promise. */
+  /** A response that missed: stored (or not) here, then sent. */
   readonly onSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
-    const miss = request[kCacheMiss]
-    if (miss === null) {
-      done(null, payload)
-      return
-    }
+    const miss = request[kCacheMiss] as Miss
     request[kCacheMiss] = null
     storeMiss(this.#engine, this.#route, request, reply, payload, miss).then((sent) => done(null, sent), done)
   }
 
-  /** Ends onRequest once `step` settles: `done`, unless it replied. */
+  /** Ends preHandler once `step` settles: `done`, unless it replied. */
   async #proceed (step: Promise<FastifyReply | undefined>, done: HookHandlerDoneFunction): Promise<void> {
     let sent: FastifyReply | undefined
     try {
@@ -131,7 +127,7 @@ export class RouteCache {
     return await this.#look(request, reply, key, isRefresh(request, this.#engine))
   }
 
-  /** `l1Checked`: onRequest already looked in L1 (and missed), so the lookup does not look again. */
+  /** `l1Checked`: preHandler already looked in L1 (and missed), so the lookup does not look again. */
   async #look (
     request: FastifyRequest, reply: FastifyReply, key: RequestKey, refresh: boolean, l1Checked = false
   ): Promise<FastifyReply | undefined> {

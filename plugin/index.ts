@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
-import { FastifyCache } from './api.js'
+import { FastifyCache, kUseEngine } from './api.js'
 import { CacheEngine } from './engine.js'
 import { invalidOption } from './errors.js'
-import { kCacheMiss, RouteCache } from './hooks.js'
+import { kCacheMiss } from './hooks.js'
+import { CachedRoutes } from './routes.js'
 import {
   normalizeOptions, normalizeRouteOptions, type FastifyCacheOptions, type NormalizedOptions, type RouteCacheOptions
 } from './options.js'
@@ -34,7 +35,7 @@ interface ResolvedStore {
 function resolveStore (fastify: FastifyInstance, options: NormalizedOptions): ResolvedStore {
   const { store } = options
   if (typeof store === 'object') return { store, kind: 'custom', owned: undefined }
-  const appRedis = fastify.hasDecorator('redis') ? (fastify as unknown as { redis: RedisClient }).redis : undefined
+  const appRedis = appRedisOf(fastify)
   if (store === 'memory' || (store === undefined && options.redis === undefined && appRedis === undefined)) {
     if (store === undefined) fastify.log.info('fastify-cache: no Redis client found; using the in-process memory store')
     return { store: new MemoryStore({ maxBytes: options.memoryMaxBytes }), kind: 'memory', owned: undefined }
@@ -64,14 +65,20 @@ function asArray<T> (hooks: T | T[] | undefined): T[] {
   return Array.isArray(hooks) ? hooks : [hooks]
 }
 
+/** The app's @fastify/redis client, wherever that plugin was registered, once it is decorated. */
+function appRedisOf (fastify: FastifyInstance): RedisClient | undefined {
+  return fastify.hasDecorator('redis') ? (fastify as unknown as { redis: RedisClient }).redis : undefined
+}
+
 const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fastify, input) => {
   const options = normalizeOptions(input)
-  const { store, kind, owned } = resolveStore(fastify, options)
-  if (options.bus && !(store instanceof RedisStore)) throw invalidOption('bus', 'needs the Redis store (pub/sub carries the purges)')
-  const engine = new CacheEngine(store, options, fastify.log)
+  let resolved = resolveStore(fastify, options)
+  if (options.bus && !(resolved.store instanceof RedisStore)) throw invalidOption('bus', 'needs the Redis store (pub/sub carries the purges)')
+  let engine = new CacheEngine(resolved.store, options, fastify.log)
+  const api = new FastifyCache(engine, resolved.kind)
   // When the connection comes back, probe at once rather than at the end of the cooldown.
-  const probe = (): void => engine.failOpen.probeNow(async () => await (store as RedisStore).client.ping())
-  if (store instanceof RedisStore) store.client.on('ready', probe)
+  const probe = (): void => engine.failOpen.probeNow(async () => await (engine.givenStore as RedisStore).client.ping())
+  if (resolved.store instanceof RedisStore) resolved.store.client.on('ready', probe)
   if (engine.bus !== undefined) {
     // Registration does not wait on a Redis that is down: L1 stays off until the subscription is up.
     await withTimeout(engine.bus.start(), options.operationTimeoutMs, 'subscribe').catch((err: unknown) => {
@@ -79,17 +86,34 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
     })
   }
 
-  fastify.decorate('cache', new FastifyCache(engine, kind))
+  fastify.decorate('cache', api)
   fastify.decorateRequest(kCacheMiss, null)
 
+  // Options are checked as each route is added, so that a bad one fails startup and names the route. A route added
+  // before the plugin loaded is not seen here; it is cached all the same (see CachedRoutes).
   fastify.addHook('onRoute', (routeOptions) => {
     const config = routeOptions.config?.cache
     if (config === undefined || config === false) return
-    const methods = asArray(routeOptions.method).join(',')
-    const route = new RouteCache(engine, normalizeRouteOptions(config, options, `${methods} ${routeOptions.url}`))
-    // New arrays: the caller's arrays are shared with the HEAD route Fastify derives from this one.
-    routeOptions.onRequest = [...asArray(routeOptions.onRequest), route.onRequest] as typeof routeOptions.onRequest
-    routeOptions.onSend = [...asArray(routeOptions.onSend), route.onSend] as typeof routeOptions.onSend
+    normalizeRouteOptions(config, options, `${asArray(routeOptions.method).join(',')} ${routeOptions.url}`)
+  })
+  const routes = new CachedRoutes(() => engine, options)
+  fastify.addHook('preHandler', routes.preHandler)
+  fastify.addHook('onSend', routes.onSend)
+
+  // @fastify/redis registered after this plugin (an autoload order, say): its client is there once the app is ready,
+  // before any request, so the cache moves to it. Only pages and values set before ready are left behind.
+  fastify.addHook('onReady', async () => {
+    const appRedis = options.store === undefined && options.redis === undefined && resolved.kind === 'memory'
+      ? appRedisOf(fastify)
+      : undefined
+    if (appRedis === undefined) return
+    fastify.log.info('fastify-cache: @fastify/redis was registered after fastify-cache; the cache uses it from now on')
+    await resolved.store.close?.()
+    const store = new RedisStore(appRedis)
+    resolved = { store, kind: 'redis', owned: undefined }
+    engine = new CacheEngine(store, options, fastify.log)
+    store.client.on('ready', probe)
+    api[kUseEngine](engine, 'redis')
   })
 
   // Tag indexes live as long as their longest member; this sweep drops members whose entry is already gone.
@@ -101,9 +125,10 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
 
   fastify.addHook('onClose', async () => {
     clearInterval(pruneTimer)
+    const { store, owned } = resolved
     if (store instanceof RedisStore) store.client.off('ready', probe)
     await engine.bus?.close()
-    await store.close?.()
+    await (store as CacheStore).close?.()
     if (owned === undefined) return
     // QUIT waits for a reply that a dead or reconnecting server never sends.
     if (owned.status === 'ready') await withTimeout(owned.quit(), 1_000, 'quit').catch(() => {})

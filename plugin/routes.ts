@@ -1,0 +1,64 @@
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { CacheEngine } from './engine.js'
+import { kCacheMiss, RouteCache } from './hooks.js'
+import { normalizeRouteOptions, type NormalizedOptions, type RouteCacheOptions } from './options.js'
+
+/** A route's config as Fastify keeps it: one object per route, the same for each of its requests. */
+type RouteConfig = object & { cache?: RouteCacheOptions | boolean, method?: unknown, url?: unknown }
+
+/**
+ * The cached routes, found from the request rather than wired into each route. The cache's hooks are the app's own
+ * (instance-level), so a route declared before the plugin loaded is cached too, and every onRequest hook of another
+ * plugin (rate limits, CORS, sessions, auth) runs before a hit is served.
+ */
+export class CachedRoutes {
+  readonly #engine: () => CacheEngine
+  readonly #options: NormalizedOptions
+  /** Built on a route's first request, when the store is settled; null for a route without `config.cache`. */
+  readonly #routes = new WeakMap<RouteConfig, RouteCache | null>()
+
+  /** `engine` is read when a route is first met: the store may be settled only when the app is ready. */
+  constructor (engine: () => CacheEngine, options: NormalizedOptions) {
+    this.#engine = engine
+    this.#options = options
+  }
+
+  readonly preHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    const route = this.#of(request)
+    if (route === null) done()
+    else route.preHandler(request, reply, done)
+  }
+
+  /**
+   * Only a request that missed has anything to store; every other response passes through untouched. (A context
+   * created before the plugin loaded has no decorated slot: undefined there is null elsewhere.)
+   */
+  readonly onSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
+    if (request[kCacheMiss] == null) done(null, payload)
+    else (this.#of(request) as RouteCache).onSend(request, reply, payload, done)
+  }
+
+  #of (request: FastifyRequest): RouteCache | null {
+    const config = request.routeOptions.config as RouteConfig
+    let route = this.#routes.get(config)
+    if (route === undefined) {
+      route = this.#build(config, request)
+      this.#routes.set(config, route)
+    }
+    return route
+  }
+
+  #build (config: RouteConfig, request: FastifyRequest): RouteCache | null {
+    const cache = config.cache
+    if (cache === undefined || cache === false) return null
+    const label = `${String(config.method)} ${String(config.url)}`
+    try {
+      return new RouteCache(this.#engine(), normalizeRouteOptions(cache, this.#options, label))
+    } catch (err) {
+      // Only a route the plugin did not see being added gets here (its options were not checked at registration):
+      // it is served uncached, and said so loudly.
+      request.log.error({ err }, `fastify-cache: ${label} is not cached: its config.cache is invalid`)
+      return null
+    }
+  }
+}
