@@ -2,8 +2,10 @@ import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CacheEvent } from './cache-status.js'
 import type { CacheEngine } from './engine.js'
-import { framePage, freshForMs, isEntityTag, type PageEntry } from './entry.js'
+import { compressBoth, decodeCoding, isCompressible } from './encodings.js'
+import { etagOf, frameEncodedPage, framePage, freshForMs, isEntityTag, type PageEntry } from './entry.js'
 import { responseIsStorable, storedHeaders } from './http-semantics.js'
+import { MAX_VARY_NAMES, routeVaryNames, varyNames, varyOnOf, type VaryOn } from './response-vary.js'
 import type { Miss } from './lookup.js'
 import type { NormalizedRouteOptions } from './options.js'
 import { mark, serveGrace } from './serve.js'
@@ -48,8 +50,8 @@ function bodyOf (payload: unknown): Buffer | string | undefined {
 interface Captured {
   /** What goes to the client: the payload, or the same bytes read from a stream, or a view of the stored frame. */
   payload: unknown
-  /** The entry, and its bytes as stored. */
-  stored?: { entry: PageEntry, bytes: Buffer }
+  /** The entry (its body the identity bytes), and its bytes as stored, or the identity bytes still to be compressed. */
+  stored?: { entry: PageEntry, bytes: Buffer, compress: boolean }
 }
 
 /**
@@ -57,7 +59,8 @@ interface Captured {
  * headers, a body of known size within `maxBodyBytes`, passing the route's `filter`.
  */
 async function capture (
-  engine: CacheEngine, route: NormalizedRouteOptions, request: FastifyRequest, reply: FastifyReply, payload: unknown
+  engine: CacheEngine, route: NormalizedRouteOptions, request: FastifyRequest, reply: FastifyReply, payload: unknown,
+  miss: Miss
 ): Promise<Captured> {
   if (!route.statusCodes.has(reply.statusCode) || !responseIsStorable(reply)) return { payload }
   const maxBodyBytes = engine.options.maxBodyBytes
@@ -70,8 +73,23 @@ async function capture (
   }
   const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length
   if (size > maxBodyBytes) return { payload: body }
+  const coding = reply.getHeader('content-encoding')
+  if (coding !== undefined && coding !== 'identity') {
+    // Compressed by the handler (`reply.compress`, a file served pre-compressed): stored as its identity bytes, and
+    // this client gets the bytes it was sent.
+    const identity = await decodeCoding(String(coding), Buffer.from(body)).catch(() => undefined)
+    if (identity === undefined || identity.length > maxBodyBytes) return { payload: body }
+    const captured = guardRoute(engine, request, identity, () => frameResponse(engine, route, request, reply, identity, miss))
+    return { ...captured, payload: body }
+  }
+  const known = body
+  return guardRoute(engine, request, known, () => frameResponse(engine, route, request, reply, known, miss))
+}
+
+/** A route option that throws (`filter`, `tags`) is the route's bug: its response goes out, not stored. */
+function guardRoute (engine: CacheEngine, request: FastifyRequest, body: Buffer | string, frameIt: () => Captured): Captured {
   try {
-    return frameResponse(route, request, reply, body, size)
+    return frameIt()
   } catch (err) {
     engine.failOpen.warn(request.log, 'route', err, 'fastify-cache: a route cache option threw; response not stored')
     return { payload: body }
@@ -80,26 +98,65 @@ async function capture (
 
 /** The entry of a response whose body is known: the route's `filter` and `tags` have their say. */
 function frameResponse (
-  route: NormalizedRouteOptions, request: FastifyRequest, reply: FastifyReply, body: Buffer | string, size: number
+  engine: CacheEngine, route: NormalizedRouteOptions, request: FastifyRequest, reply: FastifyReply,
+  body: Buffer | string, miss: Miss
 ): Captured {
   if (route.filter !== undefined) {
     if (typeof body === 'string') body = Buffer.from(body) // the filter is given bytes
     if (!route.filter(request, reply, body)) return { payload: body }
   }
+  const varyOn = responseVaryOf(reply, request, miss)
+  if (varyOn === null) return { payload: body }
   const tags = typeof route.tags === 'function' ? route.tags(request, reply) : route.tags ?? []
   const handlerEtag = reply.getHeader('etag')
-  const meta = {
+  const meta: Omit<PageEntry, 'body' | 'etag'> = {
     status: reply.statusCode,
-    headers: storedHeaders(reply),
+    headers: storedHeaders(reply, miss.atLookup),
     createdAt: Date.now(),
     ttlMs: route.ttlMs,
     staleMs: Math.max(route.staleWhileRevalidateMs, route.graceMs),
     tags
   }
+  if (varyOn !== undefined) meta.varyOn = varyOn
+  const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length
+  const etag = isEntityTag(handlerEtag) ? handlerEtag : undefined
+  if (size >= engine.options.compressAbove && isCompressible(meta.headers['content-type'])) {
+    // Stored compressed, later: this client gets the identity bytes now, as the handler made them. The resource has
+    // representations by coding from now on, for every response of it (this one, those waiting on it, hits).
+    const identity = typeof body === 'string' ? Buffer.from(body) : body
+    meta.headers.vary = withAcceptEncoding(meta.headers.vary)
+    reply.header('vary', withAcceptEncoding(reply.getHeader('vary')))
+    const entry: PageEntry = { ...meta, etag: etag ?? etagOf(identity), body: identity }
+    return { payload: identity, stored: { entry, bytes: identity, compress: true } }
+  }
   // Without a well-formed etag of the handler's own, one is computed from the body as framed.
-  const framed = framePage(isEntityTag(handlerEtag) ? { ...meta, etag: handlerEtag } : meta, body, size)
+  const framed = framePage(etag === undefined ? meta : { ...meta, etag }, body, size)
   const entry: PageEntry = { ...meta, etag: framed.etag, body: framed.body }
-  return { payload: framed.body, stored: { entry, bytes: framed.bytes } }
+  return { payload: framed.body, stored: { entry, bytes: framed.bytes, compress: false } }
+}
+
+function withAcceptEncoding (vary: unknown): string {
+  return [...new Set([...varyNames(vary), 'accept-encoding'])].join(', ')
+}
+
+/**
+ * What the response's own Vary keys (RFC 9111 §4.1): undefined when nothing, null when too much to key. Written at a
+ * variant of its own when the lookup found another response's at the base one.
+ */
+function responseVaryOf (reply: FastifyReply, request: FastifyRequest, miss: Miss): VaryOn | undefined | null {
+  const names = routeVaryNames(reply.getHeader('vary'), miss.atLookup.vary)
+  if (names.length === 0) return undefined
+  return names.length > MAX_VARY_NAMES ? null : varyOnOf(names, request)
+}
+
+/**
+ * The page as stored compressed. Both codings are made once per miss, on zlib's threads, before its response goes
+ * out: the page is then stored when its first response is sent, as any other (purges and readers can count on it).
+ */
+async function compressed (page: PageEntry): Promise<{ entry: PageEntry, bytes: Buffer }> {
+  const encoded = await compressBoth(page.body)
+  const { body: _identity, ...meta } = page
+  return { entry: { ...meta, body: EMPTY, encoded }, bytes: frameEncodedPage(meta, encoded) }
 }
 
 /**
@@ -116,14 +173,15 @@ export async function storeMiss (
   try {
     if (miss.stale !== undefined && failed) {
       event = { label: 'STALE', fwd: 'stale', freshMs: freshForMs(miss.stale, Date.now()) }
-      return serveGrace(request, reply, miss.stale)
+      return await serveGrace(request, reply, miss.stale, miss.atLookup)
     }
-    const captured = await capture(engine, route, request, reply, payload)
+    const captured = await capture(engine, route, request, reply, payload, miss)
     if (captured.stored !== undefined) {
-      entry = captured.stored.entry
+      const stored = captured.stored.compress ? await compressed(captured.stored.entry) : captured.stored
+      entry = stored.entry
       event = { label: 'MISS', fwd: miss.fwd, stored: true }
       reply.header('etag', entry.etag)
-      write(engine, request, miss, entry, captured.stored.bytes)
+      write(engine, request, miss, entry, stored.bytes)
     }
     return captured.payload
   } finally {
@@ -134,7 +192,10 @@ export async function storeMiss (
   }
 }
 
-/** Writes the page, unless a purge ran while it was computed (it may predate the purge); L1 keeps what the store took. */
+/**
+ * Writes the page, unless a purge ran while it was computed (it may predate the purge); L1 keeps what the store took.
+ * The write carries the miss's lock, which it releases.
+ */
 function write (engine: CacheEngine, request: FastifyRequest, miss: Miss, entry: PageEntry, bytes: Buffer): void {
   if (miss.generation !== engine.invalidation.generation) return
   const written = engine.pages.write(miss.storeKey, miss.variant, bytes, {

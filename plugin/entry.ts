@@ -1,6 +1,8 @@
 import { FST_CACHE_CORRUPT_ENTRY, FST_CACHE_INVALID_VALUE } from './errors.js'
 import { isStorableHeader } from './http-semantics.js'
 import { digest, isTagList } from './keyspace.js'
+import type { Encoded } from './encodings.js'
+import { isVaryOn, type VaryOn } from './response-vary.js'
 
 /**
  * Stored layout, one buffer: 'FCE1' | kind (1 byte) | header length (uint32 BE) | header JSON | body bytes.
@@ -11,6 +13,8 @@ const MAGIC = 0x46434531 // 'FCE1'
 const KIND_PAGE = 0x50 // 'P'
 const KIND_VALUE = 0x56 // 'V'
 const PREAMBLE_BYTES = 9
+
+const EMPTY_BODY = Buffer.alloc(0)
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const HEADER_VALUE = /^[\t\u0020-\u007e\u0080-\u00ff]*$/
@@ -60,6 +64,10 @@ export interface PageEntry {
   /** Extra milliseconds a stale copy may still be served (stale-while-revalidate, grace). */
   staleMs: number
   tags: readonly string[]
+  /** The request headers the response varies on (its own `Vary`), with the values it was made for. */
+  varyOn?: VaryOn
+  /** Stored compressed: the representations, and `body` is empty (identity is decoded for a client that needs it). */
+  encoded?: Encoded
 }
 
 export interface ValueEntry {
@@ -78,6 +86,9 @@ interface PageHeader {
   e: string
   x?: number
   g?: readonly string[]
+  v?: VaryOn
+  /** Stored compressed: the byte lengths of br and gzip, in that order, which make up the body. */
+  z?: [number, number]
 }
 
 interface ValueHeader {
@@ -143,7 +154,22 @@ const ETAG_PLACEHOLDER = '"' + '0'.repeat(ETAG_DIGEST_CHARS) + '"'
 const ETAG_DIGEST_OFFSET = PREAMBLE_BYTES + '{"e":"\\"'.length
 
 export function encodePage (entry: PageEntry): Buffer {
-  return framePage(entry, entry.body).bytes
+  return entry.encoded === undefined ? framePage(entry, entry.body).bytes : frameEncodedPage(entry, entry.encoded)
+}
+
+/** A page stored compressed: br then gzip make up the body, and the etag is the identity bytes' (given). */
+export function frameEncodedPage (meta: Omit<PageEntry, 'body' | 'encoded'>, encoded: Encoded): Buffer {
+  const size = encoded.br.length + encoded.gzip.length
+  const header: PageHeader = { e: meta.etag, s: meta.status, n: size, h: meta.headers, c: meta.createdAt, t: meta.ttlMs }
+  if (meta.staleMs > 0) header.x = meta.staleMs
+  if (meta.tags.length > 0) header.g = meta.tags
+  if (meta.varyOn !== undefined) header.v = meta.varyOn
+  header.z = [encoded.br.length, encoded.gzip.length]
+  return frame(KIND_PAGE, header, Buffer.concat([encoded.br, encoded.gzip], size), size)
+}
+
+function isEncodedLengths (z: unknown, total: number): z is [number, number] {
+  return Array.isArray(z) && z.length === 2 && z.every((n) => Number.isInteger(n) && n > 0) && z[0] + z[1] === total
 }
 
 /**
@@ -161,6 +187,7 @@ export function framePage (
   }
   if (meta.staleMs > 0) header.x = meta.staleMs
   if (meta.tags.length > 0) header.g = meta.tags
+  if (meta.varyOn !== undefined) header.v = meta.varyOn
   const bytes = frame(KIND_PAGE, header, body, bodyBytes)
   const view = bytes.subarray(bytes.length - bodyBytes)
   if (meta.etag !== undefined) return { bytes, body: view, etag: meta.etag }
@@ -180,21 +207,28 @@ export function decodePage (bytes: Buffer): PageEntry {
     throw new FST_CACHE_CORRUPT_ENTRY('malformed page header')
   }
   if (page.n !== bytes.length - bodyOffset) throw new FST_CACHE_CORRUPT_ENTRY('truncated body')
-  if ((page.x !== undefined && !isDuration(page.x)) || (page.g !== undefined && !isTagList(page.g))) {
+  if ((page.x !== undefined && !isDuration(page.x)) || (page.g !== undefined && !isTagList(page.g)) ||
+    (page.v !== undefined && !isVaryOn(page.v)) || (page.z !== undefined && !isEncodedLengths(page.z, page.n))) {
     throw new FST_CACHE_CORRUPT_ENTRY('malformed page header')
   }
   // Node refuses a bad header name or value only when the response is written, past any hook: check them here.
   if (!checkStoredHeaders(page.h)) throw new FST_CACHE_CORRUPT_ENTRY('malformed stored header')
-  return {
+  const entry: PageEntry = {
     status: page.s,
     headers: page.h,
-    body: bytes.subarray(bodyOffset),
+    body: page.z === undefined ? bytes.subarray(bodyOffset) : EMPTY_BODY,
     createdAt: page.c,
     ttlMs: page.t,
     etag: page.e,
     staleMs: page.x ?? 0,
     tags: page.g ?? []
   }
+  if (page.v !== undefined) entry.varyOn = page.v
+  if (page.z !== undefined) {
+    const brEnd = bodyOffset + page.z[0]
+    entry.encoded = { br: bytes.subarray(bodyOffset, brEnd), gzip: bytes.subarray(brEnd) }
+  }
+  return entry
 }
 
 /** Values are JSON, never pickled or evaluated. `key` only names the value in the error. */

@@ -12,9 +12,15 @@ import { mark, serveEntry } from './serve.js'
 
 export const kCacheMiss = Symbol('fastify-cache.miss')
 
+/** A request that missed, and the route cache that stores its response (whichever context ends up answering it). */
+export interface PendingMiss {
+  route: RouteCache
+  miss: Miss
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
-    [kCacheMiss]: Miss | null | undefined
+    [kCacheMiss]: PendingMiss | null | undefined
   }
 }
 
@@ -79,7 +85,7 @@ export class RouteCache {
     const force = isRefresh(request, this.#engine)
     const l1Checked = !force && this.#route.forceUpdate === undefined
     if (l1Checked) {
-      const local = this.#lookup.fromL1(key)
+      const local = this.#lookup.fromL1(key, request)
       if (local !== undefined) {
         this.#serve(request, reply, key, { kind: 'hit', entry: local, from: 'l1' })
         return
@@ -90,7 +96,7 @@ export class RouteCache {
 
   /** A response that missed: stored (or not) here, then sent. */
   readonly onSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
-    const miss = request[kCacheMiss] as Miss
+    const { miss } = request[kCacheMiss] as PendingMiss
     request[kCacheMiss] = null
     storeMiss(this.#engine, this.#route, request, reply, payload, miss).then((sent) => done(null, sent), done)
   }
@@ -142,7 +148,9 @@ export class RouteCache {
   }
 
   /** Acts on an outcome: serves a hit or a stale page, or lets the handler run. */
-  #serve (request: FastifyRequest, reply: FastifyReply, key: RequestKey, outcome: Outcome): FastifyReply | undefined {
+  #serve (
+    request: FastifyRequest, reply: FastifyReply, key: RequestKey, outcome: Outcome
+  ): FastifyReply | Promise<FastifyReply> | undefined {
     const engine = this.#engine
     switch (outcome.kind) {
       case 'hit':
@@ -159,7 +167,9 @@ export class RouteCache {
         mark(reply, engine, { label: 'BYPASS', fwd: missOf(key) })
         return undefined
       case 'miss':
-        request[kCacheMiss] = outcome.miss
+        // What the reply carries now was set for this request by the hooks before this one: not the route's to store.
+        outcome.miss.atLookup = reply.getHeaders()
+        request[kCacheMiss] = { route: this, miss: outcome.miss }
         return undefined
     }
   }

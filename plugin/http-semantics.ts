@@ -17,6 +17,19 @@ const UNSTORED_HEADERS = new Set([
 /** Response directives after which a shared cache may not serve the response without revalidating it (or at all). */
 const UNSTORABLE_DIRECTIVES = /(?:^|,)\s*(?:no-store|private|no-cache|s-maxage\s*=\s*"?0+"?)\s*(?:[,=;]|$)/i
 
+/**
+ * Headers that describe the stored bytes themselves: always stored, and on a hit they replace whatever the reply
+ * carries (a CSP must name the nonces the stored page holds, a type must be the stored body's).
+ */
+const REPRESENTATION_HEADERS = new Set([
+  'content-type', 'content-language', 'content-location', 'content-disposition', 'content-security-policy',
+  'content-security-policy-report-only', 'last-modified', 'vary'
+])
+
+export function isRepresentationHeader (name: string): boolean {
+  return REPRESENTATION_HEADERS.has(name)
+}
+
 /** A header a stored entry may carry: the plugin never writes one of the others. */
 export function isStorableHeader (name: string): boolean {
   return !UNSTORED_HEADERS.has(name)
@@ -44,16 +57,30 @@ export function responseIsStorable (reply: FastifyReply): boolean {
   const cacheControl = reply.getHeader('cache-control')
   if (cacheControl !== undefined && UNSTORABLE_DIRECTIVES.test(String(cacheControl))) return false
   const vary = reply.getHeader('vary')
-  return vary === undefined || !String(vary).includes('*')
+  return vary === undefined || !UNSTORABLE_VARY.test(String(vary))
 }
 
-/** The headers of a response as stored: every one but those that are never stored. */
-export function storedHeaders (reply: FastifyReply): Record<string, string | string[]> {
+/** Varying on everything, or on who the visitor is: such a response is one visitor's, never stored (RFC 9111 §4.1). */
+const UNSTORABLE_VARY = /(?:^|,)\s*(?:\*|cookie|authorization|proxy-authorization)\s*(?:,|$)/i
+
+export type HeaderSnapshot = Record<string, unknown>
+
+function sameValue (a: unknown, b: unknown): boolean {
+  return Array.isArray(a) && Array.isArray(b) ? a.join('\n') === b.join('\n') : String(a) === String(b)
+}
+
+/**
+ * The headers of a response as stored: those the route produced. A header already on the reply when the cache looked
+ * (`atLookup`: set by another plugin's earlier hook for this request, such as a rate-limit counter, a request id or
+ * CORS for this origin) is this request's, and is left out unless the route changed it, or it describes the bytes.
+ */
+export function storedHeaders (reply: FastifyReply, atLookup: HeaderSnapshot): Record<string, string | string[]> {
   const stored: Record<string, string | string[]> = {}
   const headers = reply.getHeaders()
   for (const name in headers) {
     const value = headers[name]
-    if (value === undefined || UNSTORED_HEADERS.has(name)) continue
+    if (value === undefined || UNSTORED_HEADERS.has(name) || name === 'content-encoding') continue
+    if (name in atLookup && sameValue(atLookup[name], value) && !REPRESENTATION_HEADERS.has(name)) continue
     stored[name] = Array.isArray(value) ? value.map(String) : String(value)
   }
   return stored

@@ -81,26 +81,16 @@ function headerValue (value: string | string[] | undefined): string | undefined 
 }
 
 /**
- * The keyed query as the route reads it, when the route has a querystring schema: the parsed query, coerced by the
- * route's own validator (on a copy: the request is validated again later, as usual), in canonical form. null when it
- * fails validation (the request gets a 400, which is not cached); undefined without a schema.
+ * The keyed query as the route reads it, when the route has a querystring schema: the query Fastify validated and
+ * coerced before the cache looked (the lookup runs in preHandler), in canonical form. undefined without a schema.
  */
-function parsedQuery (request: FastifyRequest, keyed: 'all' | ReadonlySet<string>): string | null | undefined {
+function parsedQuery (request: FastifyRequest, keyed: 'all' | ReadonlySet<string>, rawQuery: string): string | undefined {
   const validate = typeof request.getValidationFunction === 'function' ? request.getValidationFunction('querystring') : undefined
   if (typeof validate !== 'function') return undefined
-  const copy: Record<string, unknown> = {}
-  const query = request.query as Record<string, unknown>
-  for (const name in query) {
-    const value = query[name]
-    copy[name] = Array.isArray(value) ? [...value] : value
-  }
-  // Ajv answers a boolean and coerces in place; other compilers Fastify accepts answer { error } or { value }.
-  const result: unknown = validate(copy)
-  if (result === false || (result as { error?: unknown } | null)?.error !== undefined) return null
-  const coerced = (result as { value?: Record<string, unknown> } | null)?.value ?? copy
+  const coerced = request.query as Record<string, unknown>
   const params = new URLSearchParams()
   // Only the names the request sent: defaults the schema fills in are the same for every request, keyed or not.
-  for (const name of Object.keys(query).sort()) {
+  for (const name of [...new Set(new URLSearchParams(rawQuery).keys())].sort()) {
     if ((keyed !== 'all' && !keyed.has(name)) || !(name in coerced)) continue
     const value = coerced[name]
     for (const item of Array.isArray(value) ? value : [value]) params.append(name, String(item))
@@ -123,8 +113,7 @@ export function requestKey (request: FastifyRequest, route: NormalizedRouteOptio
     const canonical = canonicalQuery(rawQuery, route.queryString)
     query = canonical.query
     storable = !canonical.extra
-    const parsed = parsedQuery(request, route.queryString)
-    if (parsed === null) return null
+    const parsed = parsedQuery(request, route.queryString, rawQuery)
     if (parsed !== undefined) {
       // Keyed by what the route reads: `?page=01` and `?page=1` are one variant. Only the canonical spelling writes it.
       if (parsed !== query) storable = false

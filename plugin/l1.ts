@@ -13,6 +13,17 @@ interface LocalEntry {
  * L1: decoded pages in process memory, in front of the store. An entry stays no longer than the L1 ttl nor past its
  * own freshness. While the bus is down, L1 is emptied and bypassed, so another instance's purge cannot be missed.
  */
+/** The bytes an entry holds: its body, or its stored codings. */
+function bodyBytes (entry: PageEntry): number {
+  return entry.encoded === undefined ? entry.body.length : entry.encoded.br.length + entry.encoded.gzip.length
+}
+
+function ownCopy (bytes: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(bytes.length)
+  bytes.copy(own)
+  return own
+}
+
 export class LocalTier {
   private readonly lru: LRUCache<string, LocalEntry>
   private readonly ttlMs: number
@@ -25,7 +36,7 @@ export class LocalTier {
     this.ttlMs = ttlMs
     this.lru = new LRUCache<string, LocalEntry>({
       maxSize: maxBytes,
-      sizeCalculation: ({ entry }, id) => entry.body.length + id.length + ENTRY_OVERHEAD_BYTES
+      sizeCalculation: ({ entry }, id) => bodyBytes(entry) + id.length + ENTRY_OVERHEAD_BYTES
     })
   }
 
@@ -53,13 +64,13 @@ export class LocalTier {
    * and counts against `maxBytes`, only the page's own bytes.
    */
   private ownBody (entry: PageEntry): PageEntry {
-    const body = entry.body
-    if (body.buffer.byteLength <= body.length + ENTRY_OVERHEAD_BYTES) return entry
+    const body = entry.encoded?.br ?? entry.body
+    if (body.buffer.byteLength <= bodyBytes(entry) + ENTRY_OVERHEAD_BYTES) return entry
     let owned = this.owned.get(entry)
     if (owned === undefined) {
-      const own = Buffer.allocUnsafeSlow(body.length)
-      body.copy(own)
-      owned = { ...entry, body: own }
+      owned = entry.encoded === undefined
+        ? { ...entry, body: ownCopy(entry.body) }
+        : { ...entry, encoded: { br: ownCopy(entry.encoded.br), gzip: ownCopy(entry.encoded.gzip) } }
       this.owned.set(entry, owned)
     }
     return owned

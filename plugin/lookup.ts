@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import type { Forward } from './cache-status.js'
 import type { CacheEngine } from './engine.js'
 import { freshForMs, type PageEntry } from './entry.js'
@@ -7,6 +7,8 @@ import { pageId } from './keyspace.js'
 import type { NormalizedRouteOptions } from './options.js'
 import type { Flight } from './single-flight.js'
 import type { FieldRead } from './stores/store.js'
+import type { HeaderSnapshot } from './http-semantics.js'
+import { fits, varyVariant, type VaryOn } from './response-vary.js'
 
 /** What a request that missed carries to onSend, where its response may be stored. */
 export interface Miss {
@@ -27,6 +29,10 @@ export interface Miss {
   lockToken: string | undefined
   /** When the computation began, by the store's clock: a tag invalidated after it keeps the response out. */
   startedAt: number | undefined
+  /** The reply's headers when the cache looked: other plugins' for this request, never stored. */
+  atLookup: HeaderSnapshot
+  /** The response's own `Vary` was found on another response at the base variant: it is written at `variant`. */
+  followedVary: boolean
 }
 
 /** What to do with a request, as its lookup decided. */
@@ -55,6 +61,8 @@ export function decide (entry: PageEntry | undefined, now: number, route: Normal
   return -freshMs < route.graceMs ? 'grace' : 'miss'
 }
 
+const EMPTY_STATE: ReadState = { answered: true, version: undefined, lock: undefined, lockToken: undefined, stale: undefined }
+
 /** What the store read left for the rest of the lookup. */
 interface ReadState {
   /** False when the read failed or timed out: the store is not asked again for a lock or the time. */
@@ -75,12 +83,20 @@ export class PageLookup {
     this.#route = route
   }
 
-  /** A fresh page in this process's memory, without a store round trip. */
-  fromL1 (key: RequestKey): PageEntry | undefined {
-    return this.#engine.l1?.get(pageId(key.storeKey, key.variant))?.entry
+  /** A fresh page in this process's memory, without a store round trip: the one made for this request's Vary values. */
+  fromL1 (key: RequestKey, request: FastifyRequest): PageEntry | undefined {
+    const l1 = this.#engine.l1
+    const entry = l1?.get(pageId(key.storeKey, key.variant))?.entry
+    if (entry === undefined || fits(entry.varyOn, request)) return entry
+    const other = l1?.get(pageId(key.storeKey, varyVariant(key.variant, entry.varyOn as VaryOn, request)))?.entry
+    return other !== undefined && fits(other.varyOn, request) ? other : undefined
   }
 
-  async lookup (request: FastifyRequest, key: RequestKey, force: boolean, l1Checked = false): Promise<Outcome> {
+  /**
+   * `followed`: this is the second look, in the variant named after the request's values of a stored response's Vary
+   * (found at the base variant, made for other values).
+   */
+  async lookup (request: FastifyRequest, key: RequestKey, force: boolean, l1Checked = false, followed = false): Promise<Outcome> {
     const engine = this.#engine
     const id = pageId(key.storeKey, key.variant)
     // Taken before the lookup: a purge from here on keeps this request's response out of the cache.
@@ -89,12 +105,13 @@ export class PageLookup {
     const fleet = engine.options.singleFlight === 'fleet' && request.method === 'GET' && key.storable
     let state: ReadState = { answered: true, version: undefined, lock: undefined, lockToken: undefined, stale: undefined }
     if (!force) {
-      const local = l1Checked ? undefined : this.fromL1(key)
+      const local = l1Checked ? undefined : this.fromL1(key, request)
       if (local !== undefined) return { kind: 'hit', entry: local, from: 'l1' }
       const read = await engine.pages.read(key.storeKey, key.variant, request.log, fleet)
       // From here to the start of a flight nothing is awaited, so that requests which shared this read find the
       // flight of the first one and wait on it.
-      const decided = this.#afterRead(request.log, key, id, generation, read)
+      const decided = this.#afterRead(request, key, id, generation, read, followed)
+      if (decided.follow !== undefined) return await this.lookup(request, { ...key, variant: decided.follow }, force, true, true)
       if (decided.outcome !== undefined) return decided.outcome
       state = decided.state
       // Another request of this process computes the page: wait for it and take its page. A leader that failed hands
@@ -103,7 +120,7 @@ export class PageLookup {
       let flight = engine.flights.get(id)
       while (flight !== undefined) {
         const shared = await engine.flights.wait(flight, engine.options.lockTimeoutMs)
-        const outcome = this.#afterFlight(flight, shared, state.stale)
+        const outcome = this.#afterFlight(flight, shared, state.stale, request)
         if (outcome !== undefined) return outcome
         const next = engine.flights.get(id)
         if (!flight.failed || next === flight) break
@@ -113,14 +130,16 @@ export class PageLookup {
     // HEAD never writes: its body is dropped before onSend sees it. A request with unkeyed query parameters may
     // read the keyed variant but never write it, so it cannot poison it.
     if (request.method !== 'GET' || !key.storable) return { kind: 'pass' }
-    return await this.#startMiss(request.log, key, id, generation, fleet, state, force ? 'request' : missOf(key))
+    const fwd = force ? 'request' : followed ? 'vary-miss' : missOf(key)
+    return await this.#startMiss(request, key, id, generation, fleet, state, fwd, followed)
   }
 
   /** What the store read found: a fresh or stale-while-revalidate page is the outcome; otherwise what the miss needs. */
   #afterRead (
-    log: FastifyBaseLogger, key: RequestKey, id: string, generation: number, read: FieldRead | undefined
-  ): { outcome?: Outcome, state: ReadState } {
+    request: FastifyRequest, key: RequestKey, id: string, generation: number, read: FieldRead | undefined, followed: boolean
+  ): { outcome?: Outcome, state: ReadState, follow?: string } {
     const engine = this.#engine
+    const log = request.log
     if (read?.foreign === true) engine.pages.foreign(log)
     let lock = read?.lock
     let lockToken: string | undefined
@@ -133,7 +152,15 @@ export class PageLookup {
         lockToken = undefined
       }
     }
-    const entry = read?.value === undefined ? undefined : engine.pages.decode(read.value, log)
+    let entry = read?.value === undefined ? undefined : engine.pages.decode(read.value, log)
+    if (entry !== undefined && !fits(entry.varyOn, request)) {
+      // Made for other values of the headers its response varies on: this request's response lives in its own variant.
+      if (lockToken !== undefined) engine.locks.unlock(key.storeKey, key.variant, lockToken, log)
+      if (!followed) return { follow: varyVariant(key.variant, entry.varyOn as VaryOn, request), state: EMPTY_STATE }
+      entry = undefined
+      lockToken = undefined
+      lock = undefined
+    }
     const state: ReadState = { answered: read !== undefined, version: read?.version, lock, lockToken, stale: undefined }
     const decision = decide(entry, Date.now(), this.#route)
     if (decision === 'hit') {
@@ -147,17 +174,22 @@ export class PageLookup {
   }
 
   /** What a request that waited on a flight serves: its page, or the stale page when it failed within grace. */
-  #afterFlight (flight: Flight<PageEntry>, shared: PageEntry | undefined, stale: PageEntry | undefined): Outcome | undefined {
-    if (shared !== undefined) return { kind: 'hit', entry: shared, from: 'coalesced' }
+  #afterFlight (
+    flight: Flight<PageEntry>, shared: PageEntry | undefined, stale: PageEntry | undefined, request: FastifyRequest
+  ): Outcome | undefined {
+    // A page that varies on headers this request sends otherwise is not this request's: it computes its own.
+    if (shared !== undefined && fits(shared.varyOn, request)) return { kind: 'hit', entry: shared, from: 'coalesced' }
     if (flight.failed && stale !== undefined) return { kind: 'stale', entry: stale, refresh: false }
     return undefined
   }
 
   /** This request computes the page: it leads the flight here and, with fleet single flight, holds the lock. */
   async #startMiss (
-    log: FastifyBaseLogger, key: RequestKey, id: string, generation: number, fleet: boolean, state: ReadState, fwd: Forward
+    request: FastifyRequest, key: RequestKey, id: string, generation: number, fleet: boolean, state: ReadState,
+    fwd: Forward, followedVary: boolean
   ): Promise<Outcome> {
     const engine = this.#engine
+    const log = request.log
     const flight = engine.flights.has(id) ? undefined : engine.flights.start(id)
     // Tagged pages note when they began, by the store's clock, alongside the lock when there is one.
     const clock = this.#route.tags === undefined || !state.answered ? undefined : engine.pages.now(log)
@@ -168,7 +200,7 @@ export class PageLookup {
       const taken = state.lock === 'held' ? { held: true } : await engine.locks.lock(key.storeKey, key.variant, log)
       lockToken = taken.token
       if (taken.held) {
-        const waited = await engine.locks.awaitRelease(key.storeKey, key.variant, (read) => this.#fresh(read, log), log)
+        const waited = await engine.locks.awaitRelease(key.storeKey, key.variant, (read) => this.#fresh(read, request), log)
         if (waited.entry !== undefined) {
           engine.flights.end(id, flight, waited.entry)
           return { kind: 'hit', entry: waited.entry, from: 'coalesced' }
@@ -189,14 +221,16 @@ export class PageLookup {
       version,
       stale: state.stale,
       lockToken,
-      startedAt
+      startedAt,
+      atLookup: {},
+      followedVary
     }
     return { kind: 'miss', miss }
   }
 
-  /** A fresh page in a read, if any. */
-  #fresh (read: FieldRead, log: FastifyBaseLogger): PageEntry | undefined {
-    const entry = read.value === undefined ? undefined : this.#engine.pages.decode(read.value, log)
-    return entry !== undefined && freshForMs(entry, Date.now()) > 0 ? entry : undefined
+  /** A fresh page in a read, if any, made for this request. */
+  #fresh (read: FieldRead, request: FastifyRequest): PageEntry | undefined {
+    const entry = read.value === undefined ? undefined : this.#engine.pages.decode(read.value, request.log)
+    return entry !== undefined && freshForMs(entry, Date.now()) > 0 && fits(entry.varyOn, request) ? entry : undefined
   }
 }

@@ -15,6 +15,8 @@ export const DEFAULT_BREAKER_THRESHOLD = 5
 export const DEFAULT_BREAKER_COOLDOWN_MS = 1_000
 /** Largest response body stored; streams are buffered only up to this. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+/** Below about 1 KiB a compressed page saves less than its codings' framing and the work of making them. */
+export const DEFAULT_COMPRESS_ABOVE_BYTES = 1024
 /** Variants (query strings, vary values, memoized argument lists) kept under one key before it is reset. */
 export const DEFAULT_MAX_VARIANTS = 1_000
 /** Size bound of the memory store. */
@@ -68,6 +70,11 @@ export interface FastifyCacheOptions {
   cacheStatus?: boolean
   /** `x-cache: HIT | MISS | BYPASS | STALE` on every response of a cached route. Default true. */
   xCache?: boolean
+  /**
+   * A compressible page (text, JSON, XML, SVG…) of at least this many bytes is stored as br and gzip instead of
+   * identity, and each hit is sent in the coding its client accepts. Default 1024; `false` stores every page as sent.
+   */
+  compressAbove?: number | false
 }
 
 export interface NormalizedOptions {
@@ -91,6 +98,8 @@ export interface NormalizedOptions {
   tagPruneIntervalMs: number
   cacheStatus: boolean
   xCache: boolean
+  /** Bytes; Infinity when pages are never stored compressed. */
+  compressAbove: number
 }
 
 type Awaitable<T> = T | Promise<T>
@@ -146,7 +155,7 @@ export interface NormalizedRouteOptions {
 }
 
 const PLUGIN_OPTION_NAMES = new Set<string>([
-  'prefix', 'defaultTtl', 'store', 'redis', 'lookupTimeoutMs', 'operationTimeoutMs', 'breaker', 'maxBodyBytes', 'maxVariants', 'memory',
+  'prefix', 'defaultTtl', 'store', 'redis', 'lookupTimeoutMs', 'operationTimeoutMs', 'breaker', 'maxBodyBytes', 'maxVariants', 'memory', 'compressAbove',
   'lockTimeoutMs', 'errorLogIntervalMs', 'tombstoneMs', 'tagPruneIntervalMs', 'singleFlight', 'l1', 'bus', 'cacheStatus',
   'xCache'
 ])
@@ -326,6 +335,9 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
     bus,
     cacheStatus: booleanOption(options.cacheStatus, 'cacheStatus', true),
     xCache: booleanOption(options.xCache, 'xCache', true),
+    compressAbove: options.compressAbove === false
+      ? Infinity
+      : positiveNumber(options.compressAbove, 'compressAbove', DEFAULT_COMPRESS_ABOVE_BYTES, { integer: true }),
     defaultTtl: ttlMsOption(options.defaultTtl, 'defaultTtl', DEFAULT_TTL_SECONDS) / 1000,
     store,
     redis,

@@ -30,12 +30,14 @@ export class CachedRoutes {
   }
 
   /**
-   * Only a request that missed has anything to store; every other response passes through untouched. (A context
-   * created before the plugin loaded has no decorated slot: undefined there is null elsewhere.)
+   * Only a request that missed has anything to store; every other response passes through untouched. The route that
+   * looked stores it even when another context answers (`callNotFound`, an error handler), so its flight and lock end.
+   * (A context created before the plugin loaded has no decorated slot: undefined there is null elsewhere.)
    */
   readonly onSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
-    if (request[kCacheMiss] == null) done(null, payload)
-    else (this.#of(request) as RouteCache).onSend(request, reply, payload, done)
+    const pending = request[kCacheMiss]
+    if (pending == null) done(null, payload)
+    else pending.route.onSend(request, reply, payload, done)
   }
 
   #of (request: FastifyRequest): RouteCache | null {

@@ -1,6 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { PageEntry } from './entry.js'
-import { ifNoneMatch } from './http-semantics.js'
+import { etagFor, identityOf, negotiateCoding, type Coding } from './encodings.js'
+import { ifNoneMatch, isRepresentationHeader, type HeaderSnapshot } from './http-semantics.js'
+import { varyNames } from './response-vary.js'
 import { cacheStatusOf, type CacheEvent } from './cache-status.js'
 import type { NormalizedOptions } from './options.js'
 import type { CacheCounters } from './stats.js'
@@ -21,29 +23,68 @@ export function mark (
   else counters.bypass()
 }
 
-/** The stored status and headers, with the entry's etag and age. */
-export function restore (reply: FastifyReply, entry: PageEntry): void {
+/**
+ * The stored status and headers, with the representation's etag and coding, and the entry's age. A header this
+ * request already carries (another plugin set it for this request) stays, unless it describes the stored bytes.
+ */
+export function restore (reply: FastifyReply, entry: PageEntry, coding: Coding | undefined): void {
   reply.code(entry.status)
-  reply.headers(entry.headers)
-  reply.header('etag', entry.etag)
+  const headers = entry.headers
+  for (const name in headers) {
+    if (name === 'vary' || (reply.hasHeader(name) && !isRepresentationHeader(name))) continue
+    reply.header(name, headers[name])
+  }
+  const vary = mergedVary(reply.getHeader('vary'), headers.vary, entry.encoded !== undefined)
+  if (vary !== '') reply.header('vary', vary)
+  if (coding !== undefined) reply.header('content-encoding', coding)
+  reply.header('etag', etagFor(entry.etag, coding))
   reply.header('age', String(Math.max(0, Math.floor((Date.now() - entry.createdAt) / 1000))))
 }
 
-/** Answers from the cache, from the hook: a 304 when the client holds this entity already. */
-export function serveEntry (request: FastifyRequest, reply: FastifyReply, entry: PageEntry): FastifyReply {
-  restore(reply, entry)
-  if (entry.status === 200 && ifNoneMatch(request.headers['if-none-match'], entry.etag)) {
+/** The reply's own Vary names, the stored ones, and accept-encoding for a page stored compressed. */
+function mergedVary (current: unknown, stored: unknown, encoded: boolean): string {
+  const names = new Set([...varyNames(current), ...varyNames(stored)])
+  if (encoded) names.add('accept-encoding')
+  return [...names].join(', ')
+}
+
+/** The coding a request gets for an entry: one of those stored, or identity. */
+function codingFor (request: FastifyRequest, entry: PageEntry): Coding | undefined {
+  return entry.encoded === undefined ? undefined : negotiateCoding(request.headers['accept-encoding'])
+}
+
+/** The bytes of a representation: stored as they are sent, but for identity of a page stored compressed. */
+function bodyFor (entry: PageEntry, coding: Coding | undefined): Buffer | Promise<Buffer> {
+  if (entry.encoded === undefined) return entry.body
+  return coding === undefined ? identityOf(entry.encoded) : entry.encoded[coding]
+}
+
+/** Answers from the cache, from the hook: a 304 when the client holds this representation already. */
+export function serveEntry (request: FastifyRequest, reply: FastifyReply, entry: PageEntry): FastifyReply | Promise<FastifyReply> {
+  const coding = codingFor(request, entry)
+  restore(reply, entry, coding)
+  if (entry.status === 200 && ifNoneMatch(request.headers['if-none-match'], etagFor(entry.etag, coding))) {
     reply.code(304)
     return reply.send()
   }
-  return reply.send(entry.body)
+  const body = bodyFor(entry, coding)
+  // A compressed body planted in the store may not decode: that request gets an error, not garbage.
+  return Buffer.isBuffer(body) ? reply.send(body) : body.then((bytes) => reply.send(bytes), (err: Error) => reply.send(err))
 }
 
-/** Grace: the handler failed, so the last good response goes out instead (from onSend: its body is the payload). */
-export function serveGrace (request: FastifyRequest, reply: FastifyReply, stale: PageEntry): Buffer {
+/**
+ * Grace: the handler failed, so the last good response goes out instead (from onSend: its body is the payload). The
+ * headers the route set for the failure go; those other plugins set for this request (`atLookup`) stay.
+ */
+export async function serveGrace (
+  request: FastifyRequest, reply: FastifyReply, stale: PageEntry, atLookup: HeaderSnapshot
+): Promise<Buffer> {
   request.log.warn({ statusCode: reply.statusCode, url: request.url },
     'fastify-cache: the handler failed; serving the last good response within grace')
-  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
-  restore(reply, stale)
-  return stale.body
+  for (const name of Object.keys(reply.getHeaders())) {
+    if (!(name in atLookup)) reply.removeHeader(name)
+  }
+  const coding = codingFor(request, stale)
+  restore(reply, stale, coding)
+  return await bodyFor(stale, coding)
 }

@@ -50,8 +50,9 @@ t.test('L1 holds a page\'s own bytes: a body that is a view of a larger buffer i
 
 t.test('L1 fills from a store hit, and stays within its byte bound', async (t) => {
   const prefix = `${redis.prefix}l1-fill:`
-  const writer = await build(t, { redis, cache: { prefix } })
-  const reader = await build(t, { redis, cache: { prefix, l1: { maxBytes: 50_000 } } })
+  // Stored as sent: compressed, ten such pages would fit in far less than the bound (the next test).
+  const writer = await build(t, { redis, cache: { prefix, compressAbove: false } })
+  const reader = await build(t, { redis, cache: { prefix, compressAbove: false, l1: { maxBytes: 50_000 } } })
   for (const app of [writer, reader]) app.get('/page/:n', { config: { cache: true } }, async () => 'x'.repeat(10_000))
   for (let n = 0; n < 10; n++) await writer.inject(`/page/${n}`)
   for (let n = 0; n < 10; n++) t.equal((await reader.inject(`/page/${n}`)).headers['x-cache'], 'HIT')
@@ -59,6 +60,24 @@ t.test('L1 fills from a store hit, and stays within its byte bound', async (t) =
   for (let n = 9; n >= 0; n--) await reader.inject(`/page/${n}`) // the most recent first: LRU keeps those
   const fromL1 = reader.cache.stats().l1Hits - before
   t.ok(fromL1 > 0 && fromL1 < 10, `some pages from L1, the rest evicted by the byte bound (${fromL1} of 10)`)
+})
+
+t.test('L1 holds a page stored compressed at its compressed size, and serves each client its coding', async (t) => {
+  const prefix = `${redis.prefix}l1-compressed:`
+  const writer = await build(t, { redis, cache: { prefix } })
+  const reader = await build(t, { redis, cache: { prefix, l1: { maxBytes: 50_000 } } })
+  for (const app of [writer, reader]) app.get('/page/:n', { config: { cache: true } }, async () => 'x'.repeat(10_000))
+  for (let n = 0; n < 10; n++) await writer.inject(`/page/${n}`)
+  for (let n = 0; n < 10; n++) await reader.inject(`/page/${n}`)
+  const before = reader.cache.stats().l1Hits
+  for (let n = 9; n >= 0; n--) {
+    const response = await reader.inject({ url: `/page/${n}`, headers: { 'accept-encoding': n % 2 === 0 ? 'br' : 'gzip' } })
+    t.equal(response.headers['content-encoding'], n % 2 === 0 ? 'br' : 'gzip')
+  }
+  t.equal(reader.cache.stats().l1Hits - before, 10, 'all ten pages from L1: compressed, they fit in the bound')
+  const identity = await reader.inject('/page/3')
+  t.equal(identity.headers['content-encoding'], undefined)
+  t.equal(identity.body, 'x'.repeat(10_000), 'a client without Accept-Encoding gets the identity bytes')
 })
 
 t.test('two instances with L1 and the bus: an edit on A is never served stale by B once delivered', async (t) => {
