@@ -67,7 +67,8 @@ export async function decodeCoding (coding: string, body: Buffer): Promise<Buffe
 /** The coding a client gets (`Accept-Encoding`, q-values included), or undefined for identity. */
 export function negotiateCoding (acceptEncoding: string | undefined): Coding | undefined {
   if (acceptEncoding === undefined || acceptEncoding === '') return undefined
-  return (negotiate(acceptEncoding, CODINGS) as Coding | null) ?? undefined
+  // Content codings are case-insensitive (RFC 9110 §8.4.1); the negotiator compares them as written.
+  return (negotiate(acceptEncoding.toLowerCase(), CODINGS) as Coding | null) ?? undefined
 }
 
 /**

@@ -18,17 +18,13 @@ const UNSTORED_HEADERS = new Set([
 const UNSTORABLE_DIRECTIVES = /(?:^|,)\s*(?:no-store|private|no-cache|s-maxage\s*=\s*"?0+"?)\s*(?:[,=;]|$)/i
 
 /**
- * Headers that describe the stored bytes themselves: always stored, and on a hit they replace whatever the reply
- * carries (a CSP must name the nonces the stored page holds, a type must be the stored body's).
+ * Headers that describe the stored bytes themselves: stored even when another plugin set them before the lookup (a
+ * CSP must name the nonces the stored page holds, a type must be the stored body's).
  */
 const REPRESENTATION_HEADERS = new Set([
   'content-type', 'content-language', 'content-location', 'content-disposition', 'content-security-policy',
   'content-security-policy-report-only', 'last-modified', 'vary'
 ])
-
-export function isRepresentationHeader (name: string): boolean {
-  return REPRESENTATION_HEADERS.has(name)
-}
 
 /** A header a stored entry may carry: the plugin never writes one of the others. */
 export function isStorableHeader (name: string): boolean {

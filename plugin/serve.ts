@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { PageEntry } from './entry.js'
 import { etagFor, identityOf, negotiateCoding, type Coding } from './encodings.js'
-import { ifNoneMatch, isRepresentationHeader, type HeaderSnapshot } from './http-semantics.js'
+import { ifNoneMatch, type HeaderSnapshot } from './http-semantics.js'
 import { varyNames } from './response-vary.js'
 import { cacheStatusOf, type CacheEvent } from './cache-status.js'
 import type { NormalizedOptions } from './options.js'
@@ -24,14 +24,14 @@ export function mark (
 }
 
 /**
- * The stored status and headers, with the representation's etag and coding, and the entry's age. A header this
- * request already carries (another plugin set it for this request) stays, unless it describes the stored bytes.
+ * The stored status and headers, with the representation's etag and coding, and the entry's age. The stored headers
+ * are those the route made (see `storedHeaders`): what other plugins set for this request before the lookup stays.
  */
 export function restore (reply: FastifyReply, entry: PageEntry, coding: Coding | undefined): void {
   reply.code(entry.status)
   const headers = entry.headers
   for (const name in headers) {
-    if (name === 'vary' || (reply.hasHeader(name) && !isRepresentationHeader(name))) continue
+    if (name === 'vary') continue
     reply.header(name, headers[name])
   }
   const vary = mergedVary(reply.getHeader('vary'), headers.vary, entry.encoded !== undefined)
