@@ -1,5 +1,6 @@
 import { dirname } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import fastifyCompress from '@fastify/compress'
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
 import type { FastifyCacheOptions } from '../plugin/index.js'
@@ -71,6 +72,9 @@ async function blog (fastify: FastifyInstance, options: BlogOptions): Promise<vo
     expirySeconds: options.sessionExpirySeconds ?? 24 * 3600
   })
   await fastify.register(formsPlugin)
+  // Pages the cache holds are stored compressed and sent as they are; compress handles the rest (admin pages, a
+  // miss's first response, a client asking for deflate).
+  await fastify.register(fastifyCompress, { global: true })
   await fastify.register(viewPlugin, { siteName: options.siteName ?? 'fastify-cache blog', publicUrl: options.publicUrl })
   await fastify.register(cachePlugin, {
     redisClient: options.redis,

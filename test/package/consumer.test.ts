@@ -15,7 +15,7 @@ import { redisForTest } from '../helpers/redis.js'
 const LOWEST_FASTIFY = '5.0.0'
 const TYPE_CONFIGS = ['nodenext', 'node16', 'bundler', 'commonjs'] as const
 /** What `dist/plugin` imports: a user's app gets these and nothing else (no fastify, nothing of the demo). */
-const RUNTIME_DEPENDENCIES = ['@fastify/error', 'cluster-key-slot', 'fastify-plugin', 'ioredis', 'lru-cache']
+const RUNTIME_DEPENDENCIES = ['@fastify/accept-negotiator', '@fastify/error', 'cluster-key-slot', 'fastify-plugin', 'ioredis', 'lru-cache']
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const consumerFixture = fileURLToPath(new URL('./consumer-app', import.meta.url))
