@@ -91,12 +91,13 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
 
   // Options are checked as each route is added, so that a bad one fails startup and names the route. A route added
   // before the plugin loaded is not seen here; it is cached all the same (see CachedRoutes).
+  const routes = new CachedRoutes(() => engine, options)
   fastify.addHook('onRoute', (routeOptions) => {
     const config = routeOptions.config?.cache
     if (config === undefined || config === false) return
     normalizeRouteOptions(config, options, `${asArray(routeOptions.method).join(',')} ${routeOptions.url}`)
+    routes.wire(routeOptions)
   })
-  const routes = new CachedRoutes(() => engine, options)
   fastify.addHook('preHandler', routes.preHandler)
   fastify.addHook('onSend', routes.onSend)
 

@@ -3,8 +3,11 @@ import type { CacheEngine } from './engine.js'
 import { kCacheMiss, RouteCache } from './hooks.js'
 import { normalizeRouteOptions, type NormalizedOptions, type RouteCacheOptions } from './options.js'
 
+/** Marks a route whose own onSend stores its misses. */
+const kStoresLast = Symbol('fastify-cache.storesLast')
+
 /** A route's config as Fastify keeps it: one object per route, the same for each of its requests. */
-type RouteConfig = object & { cache?: RouteCacheOptions | boolean, method?: unknown, url?: unknown }
+type RouteConfig = object & { cache?: RouteCacheOptions | boolean, method?: unknown, url?: unknown, [kStoresLast]?: boolean }
 
 /**
  * The cached routes, found from the request rather than wired into each route. The cache's hooks are the app's own
@@ -30,14 +33,34 @@ export class CachedRoutes {
   }
 
   /**
-   * Only a request that missed has anything to store; every other response passes through untouched. The route that
-   * looked stores it even when another context answers (`callNotFound`, an error handler), so its flight and lock end.
-   * (A context created before the plugin loaded has no decorated slot: undefined there is null elsewhere.)
+   * The app's onSend. Only a request that missed has anything to store; every other response passes through untouched.
+   * On a route the plugin saw being added, the route's own onSend stores it instead (`onSendLast`). Otherwise (a route
+   * declared before the plugin loaded, or another context answering: `callNotFound`) it is stored here, so that its
+   * flight and lock end. (A context created before the plugin loaded has no decorated slot: undefined is null there.)
    */
   readonly onSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
     const pending = request[kCacheMiss]
+    if (pending == null || (request.routeOptions.config as RouteConfig)[kStoresLast] === true) done(null, payload)
+    else pending.route.onSend(request, reply, payload, done)
+  }
+
+  /**
+   * A cached route's own onSend: route hooks run after every app-level one, so the response is stored as the other
+   * plugins' onSend hooks left it (a session cookie that one of them sets keeps it out of the cache, whatever the
+   * order of registration).
+   */
+  readonly onSendLast = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
+    const pending = request[kCacheMiss]
     if (pending == null) done(null, payload)
     else pending.route.onSend(request, reply, payload, done)
+  }
+
+  /** Called as a cached route is added: it stores its misses in its own onSend, after the app's. */
+  wire (routeOptions: { config?: object, onSend?: unknown }): void {
+    (routeOptions.config as RouteConfig)[kStoresLast] = true
+    const hooks = routeOptions.onSend
+    // A new array: the caller's is shared with the HEAD route Fastify derives from this one.
+    routeOptions.onSend = [...(hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]), this.onSendLast]
   }
 
   #of (request: FastifyRequest): RouteCache | null {
