@@ -53,7 +53,7 @@ for (const order of ORDERS) {
     }
     t.equal(new Set(tags.values()).size, 3, 'three representations, three etags')
     const crossed = await app.inject({ url: '/page', headers: { 'accept-encoding': 'br', 'if-none-match': tags.get('identity')! } })
-    t.equal(crossed.statusCode, 200, "a br client holding the identity etag gets the br page, not a 304")
+    t.equal(crossed.statusCode, 200, 'a br client holding the identity etag gets the br page, not a 304')
     t.equal(decoded(crossed).toString(), page, 'decoding to the page')
   })
 }
