@@ -50,8 +50,8 @@ for (const order of ORDERS) {
       if (who !== 'an origin not allowed' && who !== 'no origin (same-origin, curl)') expectCache(t, response, 'HIT', who)
       else t.ok(['HIT', 'MISS'].includes(response.headers['x-cache'] as string), `${who}: served by the cache or the handler`)
       t.equal(response.headers['access-control-allow-origin'], allowed, `${who}: access-control-allow-origin ${allowed ?? 'absent'}`)
-      t.equal(response.headers['access-control-expose-headers'], allowed === undefined ? undefined : 'x-cache',
-        `${who}: expose-headers only for an allowed origin`)
+      // @fastify/cors sets expose-headers on every response it handles, allowed origin or not: once, from this request.
+      t.equal(response.headers['access-control-expose-headers'], 'x-cache', `${who}: expose-headers, once`)
       t.ok(varyOf(response).includes('origin'), `${who}: vary names origin`)
       t.same(response.json(), { posts: ['one', 'two'] }, `${who}: the page`)
     }
