@@ -95,8 +95,7 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
   fastify.addHook('onRoute', (routeOptions) => {
     const config = routeOptions.config?.cache
     if (config === undefined || config === false) return
-    normalizeRouteOptions(config, options, `${asArray(routeOptions.method).join(',')} ${routeOptions.url}`)
-    routes.wire(routeOptions)
+    routes.wire(routeOptions, normalizeRouteOptions(config, options, `${asArray(routeOptions.method).join(',')} ${routeOptions.url}`))
   })
   fastify.addHook('preHandler', routes.preHandler)
   fastify.addHook('onSend', routes.onSend)

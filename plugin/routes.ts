@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { CacheEngine } from './engine.js'
 import { kCacheMiss, RouteCache } from './hooks.js'
-import { normalizeRouteOptions, type NormalizedOptions, type RouteCacheOptions } from './options.js'
+import { normalizeRouteOptions, type NormalizedOptions, type NormalizedRouteOptions, type RouteCacheOptions } from './options.js'
 
 /** Marks a route whose own onSend stores its misses. */
 const kStoresLast = Symbol('fastify-cache.storesLast')
@@ -17,6 +17,8 @@ type RouteConfig = object & { cache?: RouteCacheOptions | boolean, method?: unkn
 export class CachedRoutes {
   readonly #engine: () => CacheEngine
   readonly #options: NormalizedOptions
+  /** Route options checked as their route was added, by their `config.cache` object. */
+  readonly #normalized = new WeakMap<object, NormalizedRouteOptions>()
   /** Built on a route's first request, when the store is settled; null for a route without `config.cache`. */
   readonly #routes = new WeakMap<RouteConfig, RouteCache | null>()
 
@@ -55,9 +57,14 @@ export class CachedRoutes {
     else pending.route.onSend(request, reply, payload, done)
   }
 
-  /** Called as a cached route is added: it stores its misses in its own onSend, after the app's. */
-  wire (routeOptions: { config?: object, onSend?: unknown }): void {
-    (routeOptions.config as RouteConfig)[kStoresLast] = true
+  /**
+   * Called as a cached route is added, with its options as checked then (read once: not again on its first request).
+   * It stores its misses in its own onSend, after the app's.
+   */
+  wire (routeOptions: { config?: object, onSend?: unknown }, normalized: NormalizedRouteOptions): void {
+    const config = routeOptions.config as RouteConfig
+    if (typeof config.cache === 'object') this.#normalized.set(config.cache, normalized)
+    config[kStoresLast] = true
     const hooks = routeOptions.onSend
     // A new array: the caller's is shared with the HEAD route Fastify derives from this one.
     routeOptions.onSend = [...(hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]), this.onSendLast]
@@ -78,7 +85,9 @@ export class CachedRoutes {
     if (cache === undefined || cache === false) return null
     const label = `${String(config.method)} ${String(config.url)}`
     try {
-      return new RouteCache(this.#engine(), normalizeRouteOptions(cache, this.#options, label))
+      const normalized = (typeof cache === 'object' ? this.#normalized.get(cache) : undefined) ??
+        normalizeRouteOptions(cache, this.#options, label)
+      return new RouteCache(this.#engine(), normalized)
     } catch (err) {
       // Only a route the plugin did not see being added gets here (its options were not checked at registration):
       // it is served uncached, and said so loudly.
