@@ -6,18 +6,23 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { Agent, request as httpRequest } from 'node:http'
+import { Agent, request as httpRequest, type OutgoingHttpHeaders } from 'node:http'
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import autocannon from 'autocannon'
 import cliProgress from 'cli-progress'
 import { Redis } from 'ioredis'
 import { startRedis, type TestRedis } from '../test/helpers/redis.js'
-import { PAGE_BUFFER } from './page.js'
+import { LARGE_PAGE_BUFFER, PAGE_BUFFER } from './page.js'
 import { formatProfile, summarizeProfile, type ProfileSummary } from './profile.js'
 import type { ServerCase, ServerCommand, ServerMessage, ServerStats } from './protocol.js'
-import { svgChart, textTable, type CaseSummary, type Comparison, type StampedeSummary, type Verdict } from './report.js'
+import {
+  codingBytesTable, codingGoalHolds, svgChart, textTable, type CaseSummary, type CodingBytes, type Comparison, type RedisBytes,
+  type StampedeSummary, type Verdict
+} from './report.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const CONNECTIONS = 50
@@ -84,8 +89,14 @@ interface LoadCase {
   uniqueQuery?: boolean
   /** The x-cache header a measured response must carry (null: none). */
   xCache: 'HIT' | 'MISS' | null
-  /** Whether the body must be the shared 4 KB page. */
+  /** Whether the body must be the shared 4 KB page (or `expected`). */
   page: boolean
+  /** Request headers of the load and of the check (a client's accept-encoding). */
+  headers?: Record<string, string>
+  /** The page the body must be once decoded, when it is not the 4 KB one. */
+  expected?: Buffer
+  /** The content-encoding the responses must carry; undefined: none. */
+  encoding?: 'br' | 'gzip'
 }
 
 const LOAD_CASES: LoadCase[] = [
@@ -101,7 +112,13 @@ const LOAD_CASES: LoadCase[] = [
   { id: 'miss-bare', label: '5  same route, no plugin', server: 'miss-bare', path: '/miss', uniqueQuery: true, xCache: null, page: true },
   { id: 'blog-cached', label: '6  blog index, cached', server: 'blog-cached', path: '/', xCache: 'HIT', page: false },
   { id: 'blog-uncached', label: '6  blog index, uncached', server: 'blog-uncached', path: '/', xCache: null, page: false },
-  { id: 'blog-size-l1', label: "6  plugin L1 hit, the index's size", server: 'blog-size-l1', path: '/', xCache: 'HIT', page: false }
+  { id: 'blog-size-l1', label: "6  plugin L1 hit, the index's size", server: 'blog-size-l1', path: '/', xCache: 'HIT', page: false },
+  // Content codings on the 50 KB page, for a client that accepts br (case 8).
+  { id: 'coding-hit-br', label: '8  plugin Redis hit, 50 KB, br', server: 'coding-hit-br', path: '/large', headers: { 'accept-encoding': 'br' }, xCache: 'HIT', page: true, expected: LARGE_PAGE_BUFFER, encoding: 'br' },
+  { id: 'coding-compress-br', label: '8  @fastify/compress, 50 KB, br', server: 'coding-compress-br', path: '/large', headers: { 'accept-encoding': 'br' }, xCache: null, page: true, expected: LARGE_PAGE_BUFFER, encoding: 'br' },
+  // A miss answers with the handler's identity bytes whatever the client accepts; the codings are made for the store.
+  { id: 'coding-miss', label: '8  miss + write, 50 KB, br+gzip', server: 'coding-miss', path: '/miss', uniqueQuery: true, headers: { 'accept-encoding': 'br' }, xCache: 'MISS', page: true, expected: LARGE_PAGE_BUFFER },
+  { id: 'coding-miss-identity', label: '8  same, compressAbove: false', server: 'coding-miss-identity', path: '/miss', uniqueQuery: true, headers: { 'accept-encoding': 'br' }, xCache: 'MISS', page: true, expected: LARGE_PAGE_BUFFER }
 ]
 
 interface ComparisonSpec {
@@ -128,7 +145,11 @@ const COMPARISONS: ComparisonSpec[] = [
   // The blog's own hooks (session, CSRF, security headers) on top of the plugin's plain L1 hit of the same bytes.
   { caseId: 'blog-cached', vsId: 'blog-size-l1', min: 0.85 },
   { caseId: 'blog-cached', vsId: 'constant' },
-  { caseId: 'blog-uncached', vsId: 'constant' }
+  { caseId: 'blog-uncached', vsId: 'constant' },
+  // Codings stored once per miss against compressing every response, for the same br client (issue 15).
+  { caseId: 'coding-hit-br', vsId: 'coding-compress-br', min: 5 },
+  // What compression costs a miss: br and gzip made once per miss, against storing the identity bytes.
+  { caseId: 'coding-miss', vsId: 'coding-miss-identity' }
 ]
 
 const SHORT_LABELS: Record<string, string> = {
@@ -141,7 +162,9 @@ const SHORT_LABELS: Record<string, string> = {
   'miss-plugin': 'miss, fleet lock (5)',
   'miss-ioredis': 'HGET + HSET floor (5)',
   'blog-uncached': 'blog uncached (6)',
-  'blog-size-l1': "plugin L1, index's size (6)"
+  'blog-size-l1': "plugin L1, index's size (6)",
+  'coding-compress-br': '@fastify/compress br (8)',
+  'coding-miss-identity': 'miss, identity only (8)'
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -253,10 +276,10 @@ interface Fetched {
   ms: number
 }
 
-async function get (url: string, agent?: Agent): Promise<Fetched> {
+async function get (url: string, agent?: Agent, headers?: OutgoingHttpHeaders): Promise<Fetched> {
   const started = performance.now()
   return await new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent }, (res) => {
+    const req = httpRequest(url, { agent, headers }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.on('end', () => resolve({
@@ -306,6 +329,7 @@ async function load (
   c: LoadCase, server: BenchServer, durationS: number, onTick: () => void
 ): Promise<autocannon.Result> {
   const options: autocannon.Options = { url: server.url + c.path, connections: CONNECTIONS, duration: durationS }
+  if (c.headers !== undefined) options.headers = c.headers
   if (c.uniqueQuery === true) {
     options.requests = [{
       setupRequest: (request) => ({ ...request, path: `${c.path}?k=${RUN_TAG}-${uniqueCounter++}` })
@@ -366,18 +390,37 @@ async function measure (
   return round_
 }
 
-/** One request, checked: the right status, body and x-cache, so that no case is measured serving the wrong thing. */
+/**
+ * One request, checked: the right status, coding, body (once decoded) and x-cache, so that no case is measured serving
+ * the wrong thing.
+ */
 async function check (c: LoadCase, server: BenchServer): Promise<Buffer> {
   const url = server.url + c.path + (c.uniqueQuery === true ? `?k=${RUN_TAG}-check` : '')
-  let response = await get(url)
-  if (c.xCache === 'HIT') response = await get(url) // the first one filled the cache
+  let response = await get(url, undefined, c.headers)
+  if (c.xCache === 'HIT') response = await get(url, undefined, c.headers) // the first one filled the cache
   const problems: string[] = []
   if (response.status !== 200) problems.push(`status ${response.status}`)
-  if (c.page && !response.body.equals(PAGE_BUFFER)) problems.push(`a body of ${response.body.length} bytes, not the 4 KB page`)
+  const encoding = response.headers['content-encoding']
+  if (encoding !== c.encoding) problems.push(`content-encoding ${String(encoding)}, expected ${c.encoding ?? 'none'}`)
+  const body = decoded(response.body, encoding)
+  const page = c.expected ?? PAGE_BUFFER
+  if (body === undefined) problems.push(`a body that does not decode as ${String(encoding)}`)
+  else if (c.page && !body.equals(page)) problems.push(`a body of ${body.length} bytes once decoded, not the ${page.length}-byte page`)
   const xCache = response.headers['x-cache'] ?? null
   if (xCache !== c.xCache) problems.push(`x-cache ${String(xCache)}, expected ${String(c.xCache)}`)
-  if (problems.length > 0) throw new Error(`${c.label} (${url}) answered with ${problems.join(', ')}`)
-  return response.body
+  if (problems.length > 0 || body === undefined) throw new Error(`${c.label} (${url}) answered with ${problems.join(', ')}`)
+  return body
+}
+
+/** A body's identity bytes, or undefined when its coding is unknown or it does not decode. */
+function decoded (body: Buffer, encoding: string | string[] | undefined): Buffer | undefined {
+  if (encoding === undefined) return body
+  const decode = encoding === 'br' ? brotliDecompressSync : encoding === 'gzip' ? gunzipSync : undefined
+  try {
+    return decode?.(body)
+  } catch {
+    return undefined
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -423,6 +466,100 @@ async function stampedeRound (server: BenchServer, round: number): Promise<Stamp
   } finally {
     agent.destroy()
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bytes per page, by content coding
+
+/** The pages of the bytes table: the server storing each as the plugin does now, and one storing it identity-only. */
+const CODING_BYTES_PAGES: Array<{ page: string, path: string, stored: ServerCase, identityOnly: ServerCase }> = [
+  { page: '50 KB page', path: '/large', stored: 'coding-hit-br', identityOnly: 'coding-miss-identity' },
+  { page: 'blog index', path: '/', stored: 'blog-cached', identityOnly: 'blog-identity' }
+]
+
+/** A full run prints the bytes table, and so does one that asked for any coding case. */
+function wantsCodingBytes (settings: Settings): boolean {
+  return settings.only === undefined || [...settings.only].some((id) => id.startsWith('coding-'))
+}
+
+/** A HIT of `url` for a client sending `headers`: the write of the miss that filled it may still be on its way. */
+async function hitOf (url: string, headers: OutgoingHttpHeaders = {}): Promise<Fetched> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const response = await get(url, undefined, headers)
+    if (response.status === 200 && response.headers['x-cache'] === 'HIT') return response
+    await sleep(20)
+  }
+  throw new Error(`${url} never answered a HIT`)
+}
+
+/** A cached page in Redis: the largest field of its key is the page (the others are bookkeeping), and the whole key. */
+async function redisBytes (redis: Redis, key: string): Promise<RedisBytes> {
+  const fields = await redis.hkeys(key)
+  if (fields.length === 0) throw new Error(`nothing is stored at ${key}`)
+  const lengths = await Promise.all(fields.map(async (field) => await redis.hstrlen(key, field)))
+  const memory = await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
+  return { field: Math.max(...lengths), key: Number(memory) }
+}
+
+/** One page of the bytes table, from the server storing it as the plugin does now and one storing it identity-only. */
+async function codingBytesOf (
+  spec: typeof CODING_BYTES_PAGES[number], storing: BenchServer, identity: BenchServer, redis: Redis, prefix: string
+): Promise<CodingBytes> {
+  const length = (response: Fetched): number => Number(response.headers['content-length'] ?? response.body.length)
+  await get(storing.url + spec.path) // fills the cache, if the run has not already
+  const br = await hitOf(storing.url + spec.path, { 'accept-encoding': 'br' })
+  const gzip = await hitOf(storing.url + spec.path, { 'accept-encoding': 'gzip' })
+  const plain = await hitOf(storing.url + spec.path)
+  if (br.headers['content-encoding'] !== 'br' || gzip.headers['content-encoding'] !== 'gzip') {
+    throw new Error(`hits are not sent in the client's coding (${String(br.headers['content-encoding'])}, ` +
+      `${String(gzip.headers['content-encoding'])})`)
+  }
+  await get(identity.url + spec.path)
+  await hitOf(identity.url + spec.path) // a HIT: the identity-only page is in Redis
+  return {
+    page: spec.page,
+    identityBytes: plain.body.length,
+    wire: { br: length(br), gzip: length(gzip), identity: length(plain) },
+    redis: {
+      stored: await redisBytes(redis, `${prefix}${spec.stored}:view/${spec.path}`),
+      identityOnly: await redisBytes(redis, `${prefix}${spec.identityOnly}:view/${spec.path}`)
+    }
+  }
+}
+
+/**
+ * The content-coding table (issue 15; DESIGN.md "Encodings"): for the 50 KB page and the blog's index, the bytes of
+ * one HIT for br, gzip and identity clients, and what Redis holds for the page stored as br + gzip and identity-only.
+ * Uses the run's servers, and starts those it did not need into `servers`, so they are closed with the others.
+ */
+async function codingBytes (
+  servers: Map<string, BenchServer>, env: Record<string, string>, redis: Redis, prefix: string
+): Promise<{ rows: CodingBytes[], unavailable: string[] }> {
+  const rows: CodingBytes[] = []
+  const unavailable: string[] = []
+  const serverOf = async (name: ServerCase): Promise<BenchServer | undefined> => {
+    const running = servers.get(name)
+    if (running !== undefined) return running
+    // Seeding tops the blog up to ten posts: nothing to do when a blog of this run did it already.
+    const started = await BenchServer.start(name, { ...env, BENCH_BLOG_SEED: '1' }, undefined)
+    if (started instanceof BenchServer) {
+      servers.set(name, started)
+      return started
+    }
+    unavailable.push(`${name}: ${started.unavailable}`)
+    return undefined
+  }
+  for (const spec of CODING_BYTES_PAGES) {
+    // A page that cannot be measured is reported, not thrown: the run's load figures are taken already.
+    try {
+      const storing = await serverOf(spec.stored)
+      const identity = await serverOf(spec.identityOnly)
+      if (storing !== undefined && identity !== undefined) rows.push(await codingBytesOf(spec, storing, identity, redis, prefix))
+    } catch (err) {
+      unavailable.push(`${spec.page}: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+  return { rows, unavailable }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -550,6 +687,8 @@ export async function main (argv: string[]): Promise<number> {
         step(1)
       }
     }
+    bar.update({ stage: 'bytes per page' })
+    const codings = wantsCodingBytes(settings) ? await codingBytes(servers, env, info, prefix) : undefined
     bar.update({ stage: 'closing servers' })
     for (const server of servers.values()) await server.close()
     bar.stop()
@@ -619,10 +758,10 @@ export async function main (argv: string[]): Promise<number> {
     for (const [id, rounds] of results) {
       for (const r of rounds) {
         if (r.errors > 0 || r.non2xx > 0) warnings.push(`${id} round ${r.round + 1}: ${r.errors} errors, ${r.non2xx} non-2xx`)
-        if (r.cache !== undefined && (id === 'plugin-hit' || id === 'blog-cached') && r.cache.misses > 0) {
+        if (r.cache !== undefined && (id === 'plugin-hit' || id === 'blog-cached' || id === 'coding-hit-br') && r.cache.misses > 0) {
           warnings.push(`${id} round ${r.round + 1}: ${r.cache.misses} misses (lookup timeouts: ${r.cache.errors}) among ${r.cache.hits} hits`)
         }
-        if (r.cache !== undefined && id === 'miss-plugin' && r.cache.writes < r.requests * 0.99) {
+        if (r.cache !== undefined && (id === 'miss-plugin' || id.startsWith('coding-miss')) && r.cache.writes < r.requests * 0.99) {
           warnings.push(`${id} round ${r.round + 1}: only ${r.cache.writes} writes for ${r.requests} requests`)
         }
       }
@@ -671,6 +810,8 @@ export async function main (argv: string[]): Promise<number> {
     if (settings.profile.size > 0) console.log('Profiled servers run slower: this run\'s ratios are not the reference figures.')
     for (const [id, reason] of unavailable) console.log(`N/A ${id}: ${reason}`)
     for (const warning of warnings) console.log(`warning: ${warning}`)
+    const codingTable = codings === undefined ? undefined : codingBytesTable(codings.rows, codings.unavailable)
+    if (codingTable !== undefined) console.log('\n' + codingTable)
 
     const profiles: Record<string, ProfileSummary> = {}
     for (const [name, server] of servers) {
@@ -691,6 +832,10 @@ export async function main (argv: string[]): Promise<number> {
       summaries,
       comparisons,
       stampede: stampede === undefined ? undefined : { ...stampede, rounds: stampedeRounds },
+      largePageBytes: LARGE_PAGE_BUFFER.length,
+      codingBytes: codings === undefined
+        ? undefined
+        : { ...codings, rows: codings.rows.map((row) => ({ ...row, goalHolds: codingGoalHolds(row) })), table: codingTable },
       warnings,
       profiles,
       unavailable: Object.fromEntries(unavailable),
@@ -701,7 +846,12 @@ export async function main (argv: string[]): Promise<number> {
         'miss-ioredis': 'the floor of a miss on Redis, by hand: one HGET that finds nothing and one 4 KB HSET',
         'blog-uncached': 'The same blog (same SQLite file, same plugins) whose index route has its config.cache removed ' +
           'by an onRoute hook before fastify-cache sees it: no cache hooks run for it. The cached and uncached bodies ' +
-          'are checked to be byte-identical.'
+          'are checked to be byte-identical.',
+        'coding-compress-br': 'A constant route of the 50 KB page under @fastify/compress (global: true, its defaults), ' +
+          'compressing every response for the br client.',
+        'coding-miss-identity': 'The 50 KB miss with compressAbove: false: the identity bytes stored, nothing compressed.',
+        codingBytes: 'Per page: content-length of one HIT for a br, a gzip and an identity client; in Redis, HSTRLEN of ' +
+          "the page's field and MEMORY USAGE of its key, stored as br + gzip and identity-only (compressAbove: false)."
       },
       table
     }

@@ -2,7 +2,8 @@
 
 export const SERVER_CASES = [
   'constant', 'ioredis', 'plugin-hit', 'plugin-l1', 'acd', 'bento', 'miss-plugin', 'miss-process', 'miss-ioredis',
-  'miss-bare', 'blog-cached', 'blog-uncached', 'blog-size-l1', 'stampede'
+  'miss-bare', 'blog-cached', 'blog-uncached', 'blog-size-l1', 'stampede',
+  'coding-hit-br', 'coding-compress-br', 'coding-miss', 'coding-miss-identity', 'blog-identity'
 ] as const
 export type ServerCase = typeof SERVER_CASES[number]
 

@@ -153,3 +153,47 @@ export function svgChart (
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
     'font-family="system-ui, sans-serif">\n<rect width="100%" height="100%" fill="#fff"/>\n' + parts.join('\n') + '\n</svg>\n'
 }
+
+/** A cached page in Redis: `HSTRLEN` of the field that holds it, and `MEMORY USAGE` of its key (bookkeeping included). */
+export interface RedisBytes {
+  field: number
+  key: number
+}
+
+/** One page of the content-coding table: its bytes on the wire per HIT, by client, and in Redis, by storage choice. */
+export interface CodingBytes {
+  page: string
+  /** The page as the handler makes it. */
+  identityBytes: number
+  /** content-length of one HIT for a client accepting br, one accepting gzip, and one accepting neither. */
+  wire: { br: number, gzip: number, identity: number }
+  /** As the plugin stores it now (br + gzip), and identity-only (the same page with `compressAbove: false`). */
+  redis: { stored: RedisBytes, identityOnly: RedisBytes }
+}
+
+/** The goal of DESIGN.md "Encodings": an HTML page takes at most half its identity-only size in Redis. */
+export function codingGoalHolds (row: CodingBytes): boolean {
+  return row.redis.stored.field <= row.redis.identityOnly.field / 2 && row.redis.stored.key <= row.redis.identityOnly.key / 2
+}
+
+export function codingBytesTable (rows: CodingBytes[], unavailable: string[]): string {
+  const header = ['page', 'identity', 'wire br', 'wire gzip', 'wire ident', 'Redis br+gzip', 'Redis identity-only', 'stored ÷ ident', 'goal ≤ 0.50']
+  const widths = [10, 8, 7, 9, 10, 15, 19, 14, 11]
+  const both = (bytes: RedisBytes): string => `${fmt.int(bytes.field)} / ${fmt.int(bytes.key)}`
+  const lines = rows.map((row) => [
+    row.page, fmt.int(row.identityBytes), fmt.int(row.wire.br), fmt.int(row.wire.gzip), fmt.int(row.wire.identity),
+    both(row.redis.stored), both(row.redis.identityOnly),
+    `${fmt.ratio(row.redis.stored.field / row.redis.identityOnly.field)} / ${fmt.ratio(row.redis.stored.key / row.redis.identityOnly.key)}`,
+    codingGoalHolds(row) ? 'holds' : 'misses'
+  ])
+  const line = (cells: string[]): string => cells.map((cell, i) => pad(cell, widths[i] ?? 0, i > 0)).join('  ')
+  const missed = rows.filter((row) => !codingGoalHolds(row)).map((row) => row.page)
+  const verdict = rows.length === 0 ? 'not measured' : missed.length === 0 ? 'holds' : `missed for ${missed.join(', ')}`
+  return [
+    'Bytes per page by content coding. Wire: content-length of one HIT per client. Redis: HSTRLEN of the page\'s ' +
+      'field / MEMORY USAGE of its key.',
+    line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(line),
+    ...unavailable.map((reason) => `N/A ${reason}`),
+    `Goal "HTML at most half its identity size in Redis" (br+gzip ÷ identity-only, field and key): ${verdict}.`
+  ].join('\n')
+}

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyCompress from '@fastify/compress'
 import { Redis } from 'ioredis'
 import { createCache } from 'async-cache-dedupe'
 import { BentoCache, bentostore } from 'bentocache'
@@ -11,7 +12,7 @@ import { memoryDriver } from 'bentocache/drivers/memory'
 import { redisDriver } from 'bentocache/drivers/redis'
 import fastifyCache, { type FastifyCacheOptions } from '../plugin/index.js'
 import blog from '../demo-blog/app.js'
-import { CONTENT_TYPE, PAGE, PAGE_BUFFER } from './page.js'
+import { CONTENT_TYPE, LARGE_PAGE, LARGE_PAGE_BUFFER, PAGE, PAGE_BUFFER } from './page.js'
 import { SERVER_CASES, type ServerCase, type ServerCommand, type ServerMessage, type ServerStats } from './protocol.js'
 
 interface Env {
@@ -114,7 +115,9 @@ async function build (name: ServerCase, env: Env): Promise<FastifyInstance> {
       if (name === 'plugin-l1') Object.assign(options, { l1: true, bus: true })
       // The same miss without the fleet-wide lock: what the lock's round trips cost.
       if (name === 'miss-process') options.singleFlight = 'process'
-      await registerCache(app, options, ['l1', 'bus', 'singleFlight'])
+      // Cases 3-5 measure the lookup path on the 4 KB identity bytes of cases 1-2, as before content codings.
+      if (name !== 'stampede') options.compressAbove = false
+      await registerCache(app, options, ['l1', 'bus', 'singleFlight', 'compressAbove'])
       if (name === 'plugin-hit' || name === 'plugin-l1') {
         app.get('/page', { config: { cache: { ttl: 3600 } } }, async (_request, reply) => {
           countRun('')
@@ -211,7 +214,10 @@ async function build (name: ServerCase, env: Env): Promise<FastifyInstance> {
       const index = await sizing.inject('/')
       await sizing.close()
       const page = index.rawPayload
-      await registerCache(app, { redis: redisClient(env), prefix: env.prefix + name + ':', l1: true, bus: true }, ['l1', 'bus'])
+      // Identity bytes from L1, as before content codings: the blog's own (gunzipped) hit is what it is compared with.
+      await registerCache(app, {
+        redis: redisClient(env), prefix: env.prefix + name + ':', l1: true, bus: true, compressAbove: false
+      }, ['l1', 'bus', 'compressAbove'])
       app.get('/', { config: { cache: { ttl: 3600 } } }, async (_request, reply) => {
         countRun('')
         return reply.type(CONTENT_TYPE).send(page)
@@ -240,8 +246,68 @@ async function build (name: ServerCase, env: Env): Promise<FastifyInstance> {
       if (env.blogSeed) await seedBlog(app)
       break
     }
+
+    case 'coding-hit-br':
+    case 'coding-compress-br':
+    case 'coding-miss':
+    case 'coding-miss-identity':
+      await buildCoding(app, name, env)
+      break
+
+    case 'blog-identity':
+      await buildBlogIdentity(app, env)
+      break
   }
   return app
+}
+
+/**
+ * The content-coding cases (8), on the 50 KB page: the plugin's Redis hit (no L1), the same page compressed on every
+ * request by @fastify/compress, and the miss with and without stored codings. The plugin's servers also keep
+ * `/large` cached, which the bench's bytes-per-page table reads back from Redis.
+ */
+async function buildCoding (
+  app: FastifyInstance, name: 'coding-hit-br' | 'coding-compress-br' | 'coding-miss' | 'coding-miss-identity', env: Env
+): Promise<void> {
+  if (name === 'coding-compress-br') {
+    await app.register(fastifyCompress, { global: true })
+    app.get('/large', async (_request, reply) => reply.type(CONTENT_TYPE).send(LARGE_PAGE_BUFFER))
+    return
+  }
+  const options: Record<string, unknown> = { redis: redisClient(env), prefix: env.prefix + name + ':' }
+  // Identity bytes only, as stored before content codings: the other side of the miss ratio and of the bytes table.
+  if (name === 'coding-miss-identity') options.compressAbove = false
+  await registerCache(app, options, ['compressAbove'])
+  app.get('/large', { config: { cache: { ttl: 3600 } } }, async (_request, reply) => {
+    countRun('')
+    return reply.type(CONTENT_TYPE).send(LARGE_PAGE)
+  })
+  app.get('/miss', { config: { cache: { ttl: 60, queryString: true } } }, async (_request, reply) => {
+    countRun('')
+    return reply.type(CONTENT_TYPE).send(LARGE_PAGE)
+  })
+}
+
+/** The cached blog storing identity bytes only: the bytes table's "identity-only" side of the blog's index. */
+async function buildBlogIdentity (app: FastifyInstance, env: Env): Promise<void> {
+  try {
+    await app.register(blog, {
+      dbPath: env.blogDb,
+      redisUrl: env.redisUrl,
+      redisProbeMs: 5_000,
+      cachePrefix: env.prefix + 'blog-identity:',
+      sessionKey: randomBytes(32),
+      slowMs: 0,
+      cacheOptions: { compressAbove: false }
+    })
+    await app.ready()
+  } catch (err) {
+    // The blog registers the plugin itself: an older plugin that rejects the option has no identity-only side.
+    const message = err instanceof Error ? err.message : String(err)
+    if (message.includes('compressAbove')) throw new Unavailable(`fastify-cache rejects the option compressAbove: ${message}`)
+    throw err
+  }
+  if (env.blogSeed) await seedBlog(app)
 }
 
 let maxInFlight = 0
