@@ -9,9 +9,9 @@ import { brotliCompress, brotliDecompress, constants, gunzip, gzip, inflate } fr
 
 export type Coding = 'br' | 'gzip'
 
-/** A page's compressed representations, as stored. */
+/** A page's compressed representations, as stored: gzip always, br when it earns its bytes (`compressBoth`). */
 export interface Encoded {
-  br: Buffer
+  br?: Buffer
   gzip: Buffer
 }
 
@@ -32,21 +32,23 @@ export function isCompressible (contentType: unknown): boolean {
 }
 
 /**
- * Both codings, off the event loop (zlib's thread pool), once per miss. Brotli at quality 6 and gzip at 6: most of
- * the gain of the top levels at a small part of their time, which a miss waits for.
+ * The codings a page is stored in, made off the event loop (zlib's thread pool), once per miss. Brotli at quality 5
+ * and gzip at 6: most of the gain of the top levels at a small part of their time, which a miss waits for. br is kept
+ * only when both together take at most half the identity bytes: on a small page it saves a client a few hundred bytes
+ * and costs the store more than that, and every client that takes br takes gzip.
  */
 export async function compressBoth (body: Buffer): Promise<Encoded> {
   const [br, gz] = await Promise.all([
     brotli(body, {
       params: {
-        [constants.BROTLI_PARAM_QUALITY]: 6,
+        [constants.BROTLI_PARAM_QUALITY]: 5,
         [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
         [constants.BROTLI_PARAM_SIZE_HINT]: body.length
       }
     }),
     gzipAsync(body, { level: 6 })
   ])
-  return { br, gzip: gz }
+  return br.length + gz.length <= body.length / 2 ? { br, gzip: gz } : { gzip: gz }
 }
 
 /** The identity bytes of a page stored compressed, for the rare client that accepts neither coding. */
@@ -64,11 +66,13 @@ export async function decodeCoding (coding: string, body: Buffer): Promise<Buffe
   }
 }
 
-/** The coding a client gets (`Accept-Encoding`, q-values included), or undefined for identity. */
-export function negotiateCoding (acceptEncoding: string | undefined): Coding | undefined {
+const GZIP_ONLY: Coding[] = ['gzip']
+
+/** The coding a client gets of those stored (`Accept-Encoding`, q-values included), or undefined for identity. */
+export function negotiateCoding (acceptEncoding: string | undefined, encoded: Encoded): Coding | undefined {
   if (acceptEncoding === undefined || acceptEncoding === '') return undefined
   // Content codings are case-insensitive (RFC 9110 §8.4.1); the negotiator compares them as written.
-  return (negotiate(acceptEncoding.toLowerCase(), CODINGS) as Coding | null) ?? undefined
+  return (negotiate(acceptEncoding.toLowerCase(), encoded.br === undefined ? GZIP_ONLY : CODINGS) as Coding | null) ?? undefined
 }
 
 /**

@@ -157,19 +157,22 @@ export function encodePage (entry: PageEntry): Buffer {
   return entry.encoded === undefined ? framePage(entry, entry.body).bytes : frameEncodedPage(entry, entry.encoded)
 }
 
-/** A page stored compressed: br then gzip make up the body, and the etag is the identity bytes' (given). */
+/** A page stored compressed: br (if kept) then gzip make up the body, and the etag is the identity bytes' (given). */
 export function frameEncodedPage (meta: Omit<PageEntry, 'body' | 'encoded'>, encoded: Encoded): Buffer {
-  const size = encoded.br.length + encoded.gzip.length
+  const br = encoded.br ?? EMPTY_BODY
+  const size = br.length + encoded.gzip.length
   const header: PageHeader = { e: meta.etag, s: meta.status, n: size, h: meta.headers, c: meta.createdAt, t: meta.ttlMs }
   if (meta.staleMs > 0) header.x = meta.staleMs
   if (meta.tags.length > 0) header.g = meta.tags
   if (meta.varyOn !== undefined) header.v = meta.varyOn
-  header.z = [encoded.br.length, encoded.gzip.length]
-  return frame(KIND_PAGE, header, Buffer.concat([encoded.br, encoded.gzip], size), size)
+  header.z = [br.length, encoded.gzip.length]
+  return frame(KIND_PAGE, header, Buffer.concat([br, encoded.gzip], size), size)
 }
 
+/** br's length (0: not kept), then gzip's, which is always there: together, the body. */
 function isEncodedLengths (z: unknown, total: number): z is [number, number] {
-  return Array.isArray(z) && z.length === 2 && z.every((n) => Number.isInteger(n) && n > 0) && z[0] + z[1] === total
+  return Array.isArray(z) && z.length === 2 && Number.isInteger(z[0]) && z[0] >= 0 && Number.isInteger(z[1]) && z[1] > 0 &&
+    z[0] + z[1] === total
 }
 
 /**
@@ -226,7 +229,8 @@ export function decodePage (bytes: Buffer): PageEntry {
   if (page.v !== undefined) entry.varyOn = page.v
   if (page.z !== undefined) {
     const brEnd = bodyOffset + page.z[0]
-    entry.encoded = { br: bytes.subarray(bodyOffset, brEnd), gzip: bytes.subarray(brEnd) }
+    const gzip = bytes.subarray(brEnd)
+    entry.encoded = page.z[0] === 0 ? { gzip } : { br: bytes.subarray(bodyOffset, brEnd), gzip }
   }
   return entry
 }

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import type { Encoded } from './encodings.js'
 import { freshForMs, type PageEntry } from './entry.js'
 import { isVariantOf } from './keyspace.js'
 
@@ -15,7 +16,12 @@ interface LocalEntry {
  */
 /** The bytes an entry holds: its body, or its stored codings. */
 function bodyBytes (entry: PageEntry): number {
-  return entry.encoded === undefined ? entry.body.length : entry.encoded.br.length + entry.encoded.gzip.length
+  return entry.encoded === undefined ? entry.body.length : (entry.encoded.br?.length ?? 0) + entry.encoded.gzip.length
+}
+
+function ownCodings (encoded: Encoded): Encoded {
+  const gzip = ownCopy(encoded.gzip)
+  return encoded.br === undefined ? { gzip } : { br: ownCopy(encoded.br), gzip }
 }
 
 function ownCopy (bytes: Buffer): Buffer {
@@ -64,13 +70,13 @@ export class LocalTier {
    * and counts against `maxBytes`, only the page's own bytes.
    */
   private ownBody (entry: PageEntry): PageEntry {
-    const body = entry.encoded?.br ?? entry.body
+    const body = entry.encoded?.gzip ?? entry.body
     if (body.buffer.byteLength <= bodyBytes(entry) + ENTRY_OVERHEAD_BYTES) return entry
     let owned = this.owned.get(entry)
     if (owned === undefined) {
       owned = entry.encoded === undefined
         ? { ...entry, body: ownCopy(entry.body) }
-        : { ...entry, encoded: { br: ownCopy(entry.encoded.br), gzip: ownCopy(entry.encoded.gzip) } }
+        : { ...entry, encoded: ownCodings(entry.encoded) }
       this.owned.set(entry, owned)
     }
     return owned

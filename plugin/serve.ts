@@ -50,13 +50,13 @@ function mergedVary (current: unknown, stored: unknown, encoded: boolean): strin
 
 /** The coding a request gets for an entry: one of those stored, or identity. */
 function codingFor (request: FastifyRequest, entry: PageEntry): Coding | undefined {
-  return entry.encoded === undefined ? undefined : negotiateCoding(request.headers['accept-encoding'])
+  return entry.encoded === undefined ? undefined : negotiateCoding(request.headers['accept-encoding'], entry.encoded)
 }
 
 /** The bytes of a representation: stored as they are sent, but for identity of a page stored compressed. */
 function bodyFor (entry: PageEntry, coding: Coding | undefined): Buffer | Promise<Buffer> {
   if (entry.encoded === undefined) return entry.body
-  return coding === undefined ? identityOf(entry.encoded) : entry.encoded[coding]
+  return coding === undefined ? identityOf(entry.encoded) : entry.encoded[coding] as Buffer
 }
 
 /** Answers from the cache, from the hook: a 304 when the client holds this representation already. */
