@@ -109,13 +109,16 @@ function frameResponse (
   if (varyOn === null) return { payload: body }
   const tags = typeof route.tags === 'function' ? route.tags(request, reply) : route.tags ?? []
   const handlerEtag = reply.getHeader('etag')
+  const createdAt = Date.now()
   const meta: Omit<PageEntry, 'body' | 'etag'> = {
     status: reply.statusCode,
     headers: storedHeaders(reply, miss.atLookup),
-    createdAt: Date.now(),
+    createdAt,
     ttlMs: route.ttlMs,
     staleMs: Math.max(route.staleWhileRevalidateMs, route.graceMs),
-    tags
+    tags,
+    // refresh-ahead's delta (a clock stepped back reads as 0)
+    computeMs: Math.max(0, createdAt - miss.computeFrom)
   }
   if (varyOn !== undefined) meta.varyOn = varyOn
   const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length

@@ -68,6 +68,8 @@ export interface PageEntry {
   varyOn?: VaryOn
   /** Stored compressed: the representations, and `body` is empty (identity is decoded for a client that needs it). */
   encoded?: Encoded
+  /** How long the page took to compute, in ms: refresh-ahead's delta. Absent in entries stored before it was kept. */
+  computeMs?: number
 }
 
 export interface ValueEntry {
@@ -89,6 +91,7 @@ interface PageHeader {
   v?: VaryOn
   /** Stored compressed: the byte lengths of br and gzip, in that order, which make up the body. */
   z?: [number, number]
+  d?: number
 }
 
 interface ValueHeader {
@@ -191,6 +194,7 @@ export function framePage (
   if (meta.staleMs > 0) header.x = meta.staleMs
   if (meta.tags.length > 0) header.g = meta.tags
   if (meta.varyOn !== undefined) header.v = meta.varyOn
+  if (meta.computeMs !== undefined) header.d = meta.computeMs
   const bytes = frame(KIND_PAGE, header, body, bodyBytes)
   const view = bytes.subarray(bytes.length - bodyBytes)
   if (meta.etag !== undefined) return { bytes, body: view, etag: meta.etag }
@@ -211,7 +215,8 @@ export function decodePage (bytes: Buffer): PageEntry {
   }
   if (page.n !== bytes.length - bodyOffset) throw new FST_CACHE_CORRUPT_ENTRY('truncated body')
   if ((page.x !== undefined && !isDuration(page.x)) || (page.g !== undefined && !isTagList(page.g)) ||
-    (page.v !== undefined && !isVaryOn(page.v)) || (page.z !== undefined && !isEncodedLengths(page.z, page.n))) {
+    (page.v !== undefined && !isVaryOn(page.v)) || (page.z !== undefined && !isEncodedLengths(page.z, page.n)) ||
+    (page.d !== undefined && !isDuration(page.d))) {
     throw new FST_CACHE_CORRUPT_ENTRY('malformed page header')
   }
   // Node refuses a bad header name or value only when the response is written, past any hook: check them here.
@@ -232,6 +237,7 @@ export function decodePage (bytes: Buffer): PageEntry {
     const gzip = bytes.subarray(brEnd)
     entry.encoded = page.z[0] === 0 ? { gzip } : { br: bytes.subarray(bodyOffset, brEnd), gzip }
   }
+  if (page.d !== undefined) entry.computeMs = page.d
   return entry
 }
 

@@ -6,6 +6,7 @@ import { requestKey, type RequestKey } from './key.js'
 import { missOf, PageLookup, type Miss, type Outcome } from './lookup.js'
 import type { NormalizedRouteOptions } from './options.js'
 import { isRefresh, refreshInBackground } from './refresh.js'
+import { RefreshAhead } from './refresh-ahead.js'
 import type { Forward } from './cache-status.js'
 import { freshForMs } from './entry.js'
 import { mark, serveEntry } from './serve.js'
@@ -37,11 +38,13 @@ export class RouteCache {
   readonly #engine: CacheEngine
   readonly #route: NormalizedRouteOptions
   readonly #lookup: PageLookup
+  readonly #refreshAhead: RefreshAhead | undefined
 
   constructor (engine: CacheEngine, route: NormalizedRouteOptions) {
     this.#engine = engine
     this.#route = route
     this.#lookup = new PageLookup(engine, route)
+    this.#refreshAhead = route.refreshAheadBeta === undefined ? undefined : new RefreshAhead(engine, route.refreshAheadBeta)
   }
 
   /**
@@ -158,6 +161,7 @@ export class RouteCache {
         mark(reply, engine, outcome.from === 'coalesced'
           ? { label: 'HIT', from: 'coalesced', fwd: missOf(key) }
           : { label: 'HIT', from: outcome.from, freshMs: freshForMs(outcome.entry, Date.now()) })
+        this.#refreshAhead?.onHit(request, key, outcome.entry)
         return serveEntry(request, reply, outcome.entry)
       case 'stale':
         if (outcome.refresh) refreshInBackground(engine, request, key)

@@ -6,6 +6,7 @@ import type { RequestKey } from './key.js'
 import { pageId } from './keyspace.js'
 import type { NormalizedRouteOptions } from './options.js'
 import type { Flight } from './single-flight.js'
+import { withinSoftTimeout } from './soft-timeout.js'
 import type { FieldRead } from './stores/store.js'
 import type { HeaderSnapshot } from './http-semantics.js'
 import { fits, varyVariant, type VaryOn } from './response-vary.js'
@@ -33,6 +34,8 @@ export interface Miss {
   atLookup: HeaderSnapshot
   /** The response's own `Vary` was found on another response at the base variant: it is written at `variant`. */
   followedVary: boolean
+  /** When the handler began, by this process's clock: how long it took is stored for refresh-ahead. */
+  computeFrom: number
 }
 
 /** What to do with a request, as its lookup decided. */
@@ -114,6 +117,12 @@ export class PageLookup {
       if (decided.follow !== undefined) return await this.lookup(request, { ...key, variant: decided.follow }, force, true, true)
       if (decided.outcome !== undefined) return decided.outcome
       state = decided.state
+      const softTimeoutMs = this.#route.softTimeoutMs
+      if (state.stale !== undefined && softTimeoutMs !== undefined && key.storable) {
+        const soft = await withinSoftTimeout(engine, request, key, state.stale, softTimeoutMs)
+        if (soft !== undefined) return soft
+        state.stale = undefined // purged meanwhile: no fallback
+      }
       // Another request of this process computes the page: wait for it and take its page. A leader that failed hands
       // over to one new leader (the first waiter to wake, with nothing awaited before it leads); an uncacheable or
       // timed-out one frees everyone.
@@ -223,7 +232,8 @@ export class PageLookup {
       lockToken,
       startedAt,
       atLookup: {},
-      followedVary
+      followedVary,
+      computeFrom: Date.now()
     }
     return { kind: 'miss', miss }
   }

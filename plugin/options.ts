@@ -34,6 +34,8 @@ export const DEFAULT_TOMBSTONE_MS = 60_000
 export const DEFAULT_TAG_PRUNE_INTERVAL_MS = 5 * 60_000
 /** At most one log line per kind of store error in this window. */
 export const DEFAULT_ERROR_LOG_INTERVAL_MS = 10_000
+/** XFetch's beta when `refreshAhead: true`. */
+export const DEFAULT_REFRESH_AHEAD_BETA = 1
 export const DEFAULT_STATUS_CODES: readonly number[] = [200]
 const MAX_PREFIX_BYTES = 100
 
@@ -136,6 +138,13 @@ export interface RouteCacheOptions {
   grace?: number
   /** Cache responses to requests that carry `authorization`. Default false. */
   allowAuthorization?: boolean
+  /**
+   * With a page within `grace`: wait this long (ms) for the fresh page, computed once across the fleet, then serve the
+   * stale one while the computation goes on (FusionCache's factory soft timeout).
+   */
+  softTimeoutMs?: number
+  /** Refresh a hot page shortly before it expires, once across the fleet (XFetch). `beta` > 1 refreshes earlier. */
+  refreshAhead?: boolean | { beta?: number }
 }
 
 export interface NormalizedRouteOptions {
@@ -152,6 +161,9 @@ export interface NormalizedRouteOptions {
   staleWhileRevalidateMs: number
   graceMs: number
   allowAuthorization: boolean
+  softTimeoutMs: number | undefined
+  /** XFetch's beta; undefined when refresh-ahead is off. */
+  refreshAheadBeta: number | undefined
 }
 
 const PLUGIN_OPTION_NAMES = new Set<string>([
@@ -162,7 +174,7 @@ const PLUGIN_OPTION_NAMES = new Set<string>([
 
 const ROUTE_OPTION_NAMES = new Set<string>([
   'ttl', 'key', 'unless', 'forceUpdate', 'filter', 'queryString', 'vary', 'statusCodes', 'tags',
-  'staleWhileRevalidate', 'grace', 'allowAuthorization'
+  'staleWhileRevalidate', 'grace', 'allowAuthorization', 'softTimeoutMs', 'refreshAhead'
 ])
 
 const FLASK_NAMES: Record<string, string> = {
@@ -361,6 +373,25 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
   }
 }
 
+/** The soft timeout needs a stale page to fall back on: without `grace` it could never apply, so it is refused. */
+function softTimeoutOption (value: unknown, graceMs: number, option: string): number | undefined {
+  if (value === undefined) return undefined
+  const ms = positiveNumber(value, option, 0)
+  if (graceMs === 0) throw invalidOption(option, 'needs grace: the stale page served when the soft timeout passes')
+  return ms
+}
+
+/** `true` is XFetch's beta of 1, the paper's optimum for a single key; `{ beta }` tunes it (> 1 refreshes earlier). */
+function refreshAheadOption (value: unknown, option: string): number | undefined {
+  if (value === undefined || value === false) return undefined
+  if (value === true) return DEFAULT_REFRESH_AHEAD_BETA
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidOption(option, `expected true or { beta }, got ${describe(value)}`)
+  }
+  rejectUnknown(value, new Set(['beta']), option)
+  return positiveNumber((value as { beta?: unknown }).beta, `${option}.beta`, DEFAULT_REFRESH_AHEAD_BETA)
+}
+
 /**
  * Reads a route's `config.cache` once, when the route is added. `label` names the route in errors,
  * e.g. `GET /about`.
@@ -429,6 +460,7 @@ export function normalizeRouteOptions (
     throw invalidOption(name('allowAuthorization'), `expected a boolean, got ${describe(allowAuthorization)}`)
   }
 
+  const graceMs = nonNegativeSeconds(options.grace, name('grace'))
   return {
     ttlMs,
     key: key as NormalizedRouteOptions['key'],
@@ -440,7 +472,9 @@ export function normalizeRouteOptions (
     statusCodes,
     tags,
     staleWhileRevalidateMs: nonNegativeSeconds(options.staleWhileRevalidate, name('staleWhileRevalidate')),
-    graceMs: nonNegativeSeconds(options.grace, name('grace')),
-    allowAuthorization
+    graceMs,
+    allowAuthorization,
+    softTimeoutMs: softTimeoutOption(options.softTimeoutMs, graceMs, name('softTimeoutMs')),
+    refreshAheadBeta: refreshAheadOption(options.refreshAhead, name('refreshAhead'))
   }
 }
