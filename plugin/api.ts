@@ -1,7 +1,7 @@
 import type { CacheEngine } from './engine.js'
-import { decodeValue, encodeValue, freshForMs } from './entry.js'
+import { decodeValue, encodeValue, freshForMs, type ValueEntry } from './entry.js'
 import { FST_CACHE_INVALID_KEY, invalidOption } from './errors.js'
-import { isTagList, pageId } from './keyspace.js'
+import { isTagList, pageId, valueId } from './keyspace.js'
 import { ttlMsOption } from './options.js'
 import { isVariantOfArgs, memoVariant } from './memo-variant.js'
 import type { CacheStats } from './stats.js'
@@ -91,11 +91,11 @@ export class FastifyCache {
     return ttlMsOption(typeof options === 'object' ? options.ttl : options, 'ttl', this.#engine.options.defaultTtl)
   }
 
-  #decode (bytes: Buffer | undefined): { value: unknown } | undefined {
+  #decode (bytes: Buffer | undefined): ValueEntry | undefined {
     if (bytes === undefined) return undefined
     try {
       const entry = decodeValue(bytes)
-      return freshForMs(entry, Date.now()) > 0 ? { value: entry.value } : undefined
+      return freshForMs(entry, Date.now()) > 0 ? entry : undefined
     } catch (err) {
       this.#engine.failOpen.warn(undefined, 'decode', err, 'fastify-cache: unreadable value treated as missing')
       return undefined
@@ -107,10 +107,34 @@ export class FastifyCache {
     else this.#engine.counters.miss()
   }
 
+  /**
+   * A value through L1 (when on): the copy held in this process, or the store's (`read`), kept here unless something
+   * was dropped from L1 meanwhile. Counted as a hit (from L1 or the store) or a miss.
+   */
+  async #readValue (id: string, read: () => Promise<Buffer | undefined>): Promise<{ value: unknown } | undefined> {
+    const local = this.#engine.localValues
+    const held = local?.get(id)
+    if (held !== undefined) {
+      this.#engine.counters.hit('l1')
+      return held
+    }
+    const epoch = local?.epoch
+    const found = this.#decode(await read())
+    this.#count(found !== undefined)
+    if (found !== undefined) local?.keep(id, found, epoch as number)
+    return found
+  }
+
+  /** After a write of values: no instance's L1 keeps the values it replaced. */
+  async #replaced (operation: string, storeKeys: string[]): Promise<void> {
+    const local = this.#engine.localValues
+    if (local !== undefined) await this.#call(operation, local.replaced(storeKeys))
+  }
+
   /** The value, or undefined when absent or expired. */
   async get<T = unknown> (key: string): Promise<T | undefined> {
-    const found = this.#decode(await this.#call('get', this.#engine.store.get(this.#storeKey(key))))
-    this.#count(found !== undefined)
+    const storeKey = this.#storeKey(key)
+    const found = await this.#readValue(valueId(storeKey), async () => await this.#call('get', this.#engine.store.get(storeKey)))
     return found?.value as T | undefined
   }
 
@@ -120,6 +144,7 @@ export class FastifyCache {
     const storeKey = this.#storeKey(key)
     await this.#tag(storeKey, tagsOf(options), ttlMs)
     await this.#call('set', this.#engine.store.set(storeKey, encodeValue(key, value, ttlMs), ttlMs))
+    await this.#replaced('set', [storeKey])
   }
 
   /** Sets the value only if the key is absent. Resolves whether it was set. */
@@ -127,7 +152,9 @@ export class FastifyCache {
     const ttlMs = this.#ttlMs(options)
     const storeKey = this.#storeKey(key)
     await this.#tag(storeKey, tagsOf(options), ttlMs)
-    return await this.#call('add', this.#engine.store.add(storeKey, encodeValue(key, value, ttlMs), ttlMs))
+    const added = await this.#call('add', this.#engine.store.add(storeKey, encodeValue(key, value, ttlMs), ttlMs))
+    await this.#replaced('add', [storeKey])
+    return added
   }
 
   /** Records `storeKey` in the index of each tag, before the value is written. */
@@ -170,12 +197,9 @@ export class FastifyCache {
   async getMany<T = unknown> (keys: readonly string[]): Promise<Array<T | undefined>> {
     if (!Array.isArray(keys)) throw new FST_CACHE_INVALID_KEY('getMany expects an array of keys')
     const storeKeys = keys.map((key) => this.#storeKey(key))
-    const found = await this.#call('getMany', Promise.all(storeKeys.map(async (key) => await this.#engine.store.get(key))))
-    return found.map((bytes) => {
-      const entry = this.#decode(bytes)
-      this.#count(entry !== undefined)
-      return entry?.value as T | undefined
-    })
+    const found = await this.#call('getMany', Promise.all(storeKeys.map(async (key) =>
+      await this.#readValue(valueId(key), async () => await this.#engine.store.get(key)))))
+    return found.map((entry) => entry?.value as T | undefined)
   }
 
   /** Takes `{ key: value }` or `[key, value]` pairs. */
@@ -188,6 +212,7 @@ export class FastifyCache {
     const encoded = pairs.map(([key, value]) => [this.#storeKey(key), encodeValue(key, value, ttlMs)] as const)
     await Promise.all(encoded.map(async ([key]) => await this.#tag(key, tags, ttlMs)))
     await this.#call('setMany', Promise.all(encoded.map(async ([key, bytes]) => await this.#engine.store.set(key, bytes, ttlMs))))
+    await this.#replaced('setMany', encoded.map(([key]) => key))
   }
 
   /** Removes every key under the plugin's prefix and nothing else (SCAN + UNLINK). Resolves how many. */
@@ -229,8 +254,7 @@ export class FastifyCache {
     const tags = tagsOf(options)
     const storeKey = this.#storeKey(key)
     return await this.#once('wrap\n' + storeKey, async () => {
-      const found = this.#decode(await this.#read(() => this.#engine.store.get(storeKey)))
-      this.#count(found !== undefined)
+      const found = await this.#readValue(valueId(storeKey), async () => await this.#read(() => this.#engine.store.get(storeKey)))
       if (found !== undefined) return found.value as Awaited<T>
       const generation = this.#engine.invalidation.generation
       const value = await fn()
@@ -262,16 +286,21 @@ export class FastifyCache {
     const storeKey = this.#engine.keyspace.memoizeKey(name)
     const call = async (receiver: unknown, args: A): Promise<Awaited<R>> => {
       const variant = memoVariant(receiver, args)
-      return await this.#once(pageId(storeKey, variant), async () => {
-        const startedAt = tags.length === 0 ? undefined : await this.#engine.pages.now()
-        const read = await this.#engine.pages.read(storeKey, variant, undefined)
-        const found = this.#decode(read?.value)
-        this.#count(found !== undefined)
+      const id = pageId(storeKey, variant)
+      return await this.#once(id, async () => {
+        let startedAt: number | undefined
+        let version: number | undefined
+        const found = await this.#readValue(id, async () => {
+          startedAt = tags.length === 0 ? undefined : await this.#engine.pages.now()
+          const read = await this.#engine.pages.read(storeKey, variant, undefined)
+          version = read?.version
+          return read?.value
+        })
         if (found !== undefined) return found.value as Awaited<R>
         const value = await Reflect.apply(fn, receiver, args)
         if (value !== undefined) {
           this.#engine.pages.write(storeKey, variant, encodeValue(name, value, ttlMs),
-            { ttlMs, tags, ifVersion: read?.version, startedAt })
+            { ttlMs, tags, ifVersion: version, startedAt })
         }
         return value
       })
@@ -302,6 +331,8 @@ export class FastifyCache {
       .filter((variant) => isVariantOfArgs(variant, argsVariant))
     const deleted = await this.#call('deleteMemoized', Promise.all([...new Set([argsVariant, ...variants])]
       .map(async (variant) => await store.deleteField(storeKey, variant))))
+    // Every instance drops the function's values from L1: more than these calls', which costs only a store read.
+    await this.#replaced('deleteMemoized', [storeKey])
     return deleted.includes(true)
   }
 

@@ -15,6 +15,8 @@ export interface BusMessage {
   keys?: string[]
   tags?: string[]
   all?: boolean
+  /** Store keys whose values were rewritten: L1 copies are dropped, nothing is purged. */
+  evict?: string[]
 }
 
 export interface BusStats {

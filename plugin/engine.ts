@@ -7,6 +7,7 @@ import { FleetLocks } from './fleet-locks.js'
 import { Invalidation } from './invalidation.js'
 import { Keyspace } from './keyspace.js'
 import { LocalTier } from './l1.js'
+import { LocalValues } from './local-values.js'
 import type { NormalizedOptions } from './options.js'
 import { SingleFlight } from './single-flight.js'
 import { CacheCounters, type CacheStats } from './stats.js'
@@ -38,6 +39,8 @@ export class CacheEngine {
   readonly l1: LocalTier | undefined
   readonly bus: InvalidationBus | undefined
   readonly invalidation: Invalidation
+  /** `get`/`wrap`/`memoize` values in L1, when L1 is on. */
+  readonly localValues: LocalValues | undefined
   /** Marks this process's own background refresh requests; unguessable, so a client cannot forge one. */
   readonly refreshToken = randomBytes(24).toString('base64url')
 
@@ -66,6 +69,7 @@ export class CacheEngine {
         this.flights.clear()
       }
     })
+    this.localValues = this.l1 === undefined ? undefined : new LocalValues(this.l1, this.invalidation)
   }
 
   stats (): CacheStats {

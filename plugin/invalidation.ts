@@ -92,9 +92,19 @@ export class Invalidation {
     return dropped
   }
 
+  /**
+   * A value was written (or a memoized call deleted): its L1 copies go, here and in every instance. Nothing is purged
+   * from the store, so pages being computed are stored as usual.
+   */
+  async evict (storeKeys: string[]): Promise<void> {
+    this.#l1?.deleteKeys(storeKeys)
+    await this.#bus?.publish({ evict: storeKeys })
+  }
+
   /** Another instance purged: drop our copies and keep responses computed before it out of the cache. */
   received (message: BusMessage): void {
     if (message.all === true) this.invalidated(undefined)
+    else if (message.evict !== undefined) this.#l1?.deleteKeys(message.evict)
     else this.invalidated(message.keys ?? [], message.tags ?? [])
   }
 

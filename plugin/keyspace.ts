@@ -58,6 +58,14 @@ export function pageId (storeKey: string, variant: string): string {
   return storeKey + PAGE_ID_SEPARATOR + variant
 }
 
+/** Where a plain value (`get`, `set`, `wrap`) sits in L1: a variant no page has (pages' are base64url, or ''). */
+const VALUE_VARIANT = ' value'
+
+/** A plain value's id in L1; a memoized value's is its `pageId`. Dropped with its key, like a page's variants. */
+export function valueId (storeKey: string): string {
+  return pageId(storeKey, VALUE_VARIANT)
+}
+
 /** Whether `id` is a variant of `storeKey`. */
 export function isVariantOf (id: string, storeKey: string): boolean {
   return id.length > storeKey.length && id.charCodeAt(storeKey.length) === 10 && id.startsWith(storeKey)
