@@ -28,6 +28,11 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 const CONNECTIONS = 50
 const STAMPEDE_CONCURRENCY = 500
 const STAMPEDE_HANDLER_MS = 100
+/** Refresh-ahead case: a page of this ttl, computed in this long, loaded this long at least per round (a few expiries). */
+const AHEAD_TTL_S = 2
+const AHEAD_HANDLER_MS = 100
+const AHEAD_MIN_DURATION_S = 4
+const AHEAD_MIN_P99_RATIO = 2
 
 // ---------------------------------------------------------------------------------------------------------------
 // Settings
@@ -563,6 +568,68 @@ async function codingBytes (
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Refresh-ahead
+
+interface AheadLoad {
+  p50Ms: number
+  p99Ms: number
+  requests: number
+  failed: number
+  handlerRuns: number
+  /** Most handler runs at once. */
+  maxRunning: number
+}
+
+interface AheadRound {
+  round: number
+  on: AheadLoad
+  off: AheadLoad
+}
+
+/** Steady load on the hot page across its expiries: latency, and how often (and how many at once) the handler ran. */
+async function aheadLoad (server: BenchServer, durationS: number, onTick: () => void): Promise<AheadLoad> {
+  const before = await server.stats(true)
+  const c: LoadCase = { id: server.name, label: server.name, server: server.name, path: '/page', xCache: null, page: true }
+  const result = await load(c, server, durationS, onTick)
+  const after = await server.stats()
+  return {
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    requests: result.requests.total,
+    failed: result.errors + result.timeouts + result.non2xx,
+    handlerRuns: (after.handlerRuns[''] ?? 0) - (before.handlerRuns[''] ?? 0),
+    maxRunning: after.maxInFlight
+  }
+}
+
+async function aheadRound (on: BenchServer, off: BenchServer, round: number, durationS: number, onTick: () => void): Promise<AheadRound> {
+  // Alternate the order, as for the other cases.
+  if (round % 2 === 0) {
+    const measuredOn = await aheadLoad(on, durationS, onTick)
+    return { round, on: measuredOn, off: await aheadLoad(off, durationS, onTick) }
+  }
+  const measuredOff = await aheadLoad(off, durationS, onTick)
+  return { round, on: await aheadLoad(on, durationS, onTick), off: measuredOff }
+}
+
+function aheadSummary (rounds: AheadRound[], durationS: number): { text: string, ratio: number, verdict: Verdict } {
+  const ratio = median(rounds.map((r) => r.off.p99Ms / r.on.p99Ms))
+  const maxRunning = Math.max(...rounds.map((r) => Math.max(r.on.maxRunning, r.off.maxRunning)))
+  const verdict: Verdict = ratio >= AHEAD_MIN_P99_RATIO && maxRunning === 1 ? 'PASS' : 'FAIL'
+  const runs = (side: 'on' | 'off'): string => rounds.map((r) => r[side].handlerRuns).join(', ')
+  const text = `9  refresh-ahead, steady load across expiries (ttl ${AHEAD_TTL_S} s, handler ${AHEAD_HANDLER_MS} ms, ` +
+    `${CONNECTIONS} connections, ${durationS} s per round):\n` +
+    `   p99 with refreshAhead ${fmtMs(median(rounds.map((r) => r.on.p99Ms)))} ms, without ` +
+    `${fmtMs(median(rounds.map((r) => r.off.p99Ms)))} ms; without ÷ with ${ratio.toFixed(2)} (≥ ${AHEAD_MIN_P99_RATIO}) ${verdict}\n` +
+    `   handler runs per round: with ${runs('on')}; without ${runs('off')}; most at once ${maxRunning} (= 1)`
+  return { text, ratio, verdict }
+}
+
+function fmtMs (ms: number): string {
+  return ms < 10 ? ms.toFixed(2) : ms.toFixed(1)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Main
 
 async function redisVersion (url: string): Promise<string> {
@@ -595,6 +662,8 @@ export async function main (argv: string[]): Promise<number> {
   /** Cases the plugin cannot run yet (it rejects an option they need), with the reason. */
   const unavailable = new Map<string, string>()
   const runStampede = settings.only === undefined || settings.only.has('stampede')
+  const runAhead = settings.only === undefined || settings.only.has('refresh-ahead')
+  const aheadDurationS = Math.max(settings.durationS, AHEAD_MIN_DURATION_S)
 
   const redis: TestRedis = await startRedis()
   const prefix = `bench-${RUN_TAG}:`
@@ -619,9 +688,12 @@ export async function main (argv: string[]): Promise<number> {
       BENCH_REDIS_URL: redis.url,
       BENCH_PREFIX: prefix,
       BENCH_BLOG_DB: join(work, 'blog.db'),
-      BENCH_STAMPEDE_MS: String(STAMPEDE_HANDLER_MS)
+      BENCH_STAMPEDE_MS: String(STAMPEDE_HANDLER_MS),
+      BENCH_AHEAD_TTL_S: String(AHEAD_TTL_S),
+      BENCH_AHEAD_MS: String(AHEAD_HANDLER_MS)
     }
-    const serverNames: ServerCase[] = [...selected.map((c) => c.server), ...(runStampede ? ['stampede' as const] : [])]
+    const serverNames: ServerCase[] = [...selected.map((c) => c.server), ...(runStampede ? ['stampede' as const] : []),
+      ...(runAhead ? ['ahead-on' as const, 'ahead-off' as const] : [])]
     const plannedS = selected.length * (settings.warmupS + settings.rounds * settings.durationS)
     bar.start(plannedS + serverNames.length + (runStampede ? settings.stampedeRounds : 0), 0, { stage: 'starting servers' })
     // Progress in seconds of load: autocannon ticks every second, and each run ends exactly on its share.
@@ -685,6 +757,16 @@ export async function main (argv: string[]): Promise<number> {
         bar.update({ stage: `stampede ${round + 1}/${settings.stampedeRounds}` })
         stampedeRounds.push(await stampedeRound(stampedeServer, round))
         step(1)
+      }
+    }
+    const aheadRounds: AheadRound[] = []
+    const aheadOn = servers.get('ahead-on')
+    const aheadOff = servers.get('ahead-off')
+    if (aheadOn !== undefined && aheadOff !== undefined) {
+      for (const server of [aheadOn, aheadOff]) await get(server.url + '/page') // the first request fills the page
+      for (let round = 0; round < settings.rounds; round++) {
+        bar.update({ stage: `refresh-ahead ${round + 1}/${settings.rounds}` })
+        aheadRounds.push(await aheadRound(aheadOn, aheadOff, round, aheadDurationS, () => {}))
       }
     }
     bar.update({ stage: 'bytes per page' })
@@ -808,6 +890,11 @@ export async function main (argv: string[]): Promise<number> {
       `${c.caseId} ÷ ${c.vsId} ${c.cpuRatio?.toFixed(2) ?? ''}`)
     if (cpuLines.length > 0) console.log(`The same targets in server CPU per response (theirs ÷ ours): ${cpuLines.join('; ')}.`)
     if (settings.profile.size > 0) console.log('Profiled servers run slower: this run\'s ratios are not the reference figures.')
+    const ahead = aheadRounds.length > 0 ? aheadSummary(aheadRounds, aheadDurationS) : undefined
+    if (ahead !== undefined) console.log('\n' + ahead.text)
+    for (const r of aheadRounds) {
+      if (r.on.failed > 0 || r.off.failed > 0) warnings.push(`refresh-ahead round ${r.round + 1}: ${r.on.failed + r.off.failed} failed requests`)
+    }
     for (const [id, reason] of unavailable) console.log(`N/A ${id}: ${reason}`)
     for (const warning of warnings) console.log(`warning: ${warning}`)
     const codingTable = codings === undefined ? undefined : codingBytesTable(codings.rows, codings.unavailable)
@@ -836,6 +923,9 @@ export async function main (argv: string[]): Promise<number> {
       codingBytes: codings === undefined
         ? undefined
         : { ...codings, rows: codings.rows.map((row) => ({ ...row, goalHolds: codingGoalHolds(row) })), table: codingTable },
+      refreshAhead: ahead === undefined
+        ? undefined
+        : { ttlS: AHEAD_TTL_S, handlerMs: AHEAD_HANDLER_MS, durationS: aheadDurationS, p99Ratio: ahead.ratio, verdict: ahead.verdict, rounds: aheadRounds },
       warnings,
       profiles,
       unavailable: Object.fromEntries(unavailable),
@@ -859,7 +949,7 @@ export async function main (argv: string[]): Promise<number> {
     writeFileSync(join(HERE, 'results.svg'), svgChart(title, summaries, comparisons, stampede))
     console.log('\nwrote bench/results.json and bench/results.svg')
     // A missed target is a finding, not a crash: the exit code says so only when asked (--strict).
-    const failed = comparisons.some((c) => c.verdict === 'FAIL') || stampede?.verdict === 'FAIL'
+    const failed = comparisons.some((c) => c.verdict === 'FAIL') || stampede?.verdict === 'FAIL' || ahead?.verdict === 'FAIL'
     return failed && settings.strict ? 1 : 0
   } finally {
     bar.stop()

@@ -3,7 +3,7 @@
 export const SERVER_CASES = [
   'constant', 'ioredis', 'plugin-hit', 'plugin-l1', 'acd', 'bento', 'miss-plugin', 'miss-process', 'miss-ioredis',
   'miss-bare', 'blog-cached', 'blog-uncached', 'blog-size-l1', 'stampede',
-  'coding-hit-br', 'coding-compress-br', 'coding-miss', 'coding-miss-identity', 'blog-identity'
+  'coding-hit-br', 'coding-compress-br', 'coding-miss', 'coding-miss-identity', 'blog-identity', 'ahead-on', 'ahead-off'
 ] as const
 export type ServerCase = typeof SERVER_CASES[number]
 

@@ -21,6 +21,9 @@ interface Env {
   blogDb: string
   blogSeed: boolean
   stampedeHandlerMs: number
+  /** The refresh-ahead case: its page's ttl (s) and how long computing it takes (ms). */
+  aheadTtlS: number
+  aheadHandlerMs: number
 }
 
 function envOf (): Env {
@@ -34,7 +37,9 @@ function envOf (): Env {
     prefix: need('BENCH_PREFIX'),
     blogDb: process.env.BENCH_BLOG_DB ?? '',
     blogSeed: process.env.BENCH_BLOG_SEED === '1',
-    stampedeHandlerMs: Number(process.env.BENCH_STAMPEDE_MS ?? 100)
+    stampedeHandlerMs: Number(process.env.BENCH_STAMPEDE_MS ?? 100),
+    aheadTtlS: Number(process.env.BENCH_AHEAD_TTL_S ?? 1),
+    aheadHandlerMs: Number(process.env.BENCH_AHEAD_MS ?? 100)
   }
 }
 
@@ -142,6 +147,31 @@ async function build (name: ServerCase, env: Env): Promise<FastifyInstance> {
           await sleep(env.stampedeHandlerMs)
           return reply.type(CONTENT_TYPE).send(PAGE)
         })
+      }
+      break
+    }
+
+    case 'ahead-on':
+    case 'ahead-off': {
+      // A hot page that takes a while to compute, under steady load across its expiries: with refresh-ahead a hit
+      // close to expiry refreshes it in the background; without, the first request past expiry computes it while the
+      // others wait on it (single flight). Either way one handler run per expiry.
+      // Identity pages, as in cases 3-5: autocannon accepts no coding, and what is measured is the refresh, not codings.
+      await registerCache(app, { redis: redisClient(env), prefix: env.prefix + name + ':', compressAbove: false }, ['compressAbove'])
+      const cache: Record<string, unknown> = { ttl: env.aheadTtlS }
+      if (name === 'ahead-on') cache.refreshAhead = true
+      try {
+        let running = 0
+        app.get('/page', { config: { cache } }, async (_request, reply) => {
+          countRun('')
+          // Here maxInFlight counts handler runs at once: one refresh at a time is the point.
+          maxInFlight = Math.max(maxInFlight, ++running)
+          await sleep(env.aheadHandlerMs)
+          running--
+          return reply.type(CONTENT_TYPE).send(PAGE)
+        })
+      } catch (err) {
+        throw new Unavailable(`fastify-cache rejects the route option refreshAhead: ${String(err)}`)
       }
       break
     }
