@@ -4,6 +4,8 @@ import { FST_CACHE_INVALID_KEY, invalidOption } from './errors.js'
 import { isTagList, pageId, valueId } from './keyspace.js'
 import { ttlMsOption } from './options.js'
 import { isVariantOfArgs, memoVariant } from './memo-variant.js'
+import { DEFAULT_HEALTH_TIMEOUT_MS, probeHealth, type CacheHealth } from './health.js'
+import type { CacheObserver } from './observers.js'
 import type { CacheStats } from './stats.js'
 import type { CacheStore, StoreKeyInfo } from './stores/store.js'
 import { coded } from './timeout.js'
@@ -236,6 +238,23 @@ export class FastifyCache {
   /** Counters of this process. */
   stats (): CacheStats {
     return this.#engine.stats()
+  }
+
+  /**
+   * The store (asked directly, within `timeoutMs`, default 500), the bus and the breaker, for a health route. Never
+   * rejects, and does not touch the counters or the breaker.
+   */
+  async health ({ timeoutMs = DEFAULT_HEALTH_TIMEOUT_MS }: { timeoutMs?: number } = {}): Promise<CacheHealth> {
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw invalidOption('timeoutMs', 'expected a positive number of milliseconds')
+    return await probeHealth(this.#engine, timeoutMs)
+  }
+
+  /**
+   * Calls `observer` on what the cache does (each response of a cached route, lookups, handler runs, store errors,
+   * bus deliveries), synchronously; `fastify-cache/prometheus` is built on it. Returns the function that stops it.
+   */
+  observe (observer: CacheObserver): () => void {
+    return this.#engine.observers.add(observer)
   }
 
   /** Runs `compute` once per key at a time in this process; concurrent callers share its promise. */

@@ -9,8 +9,8 @@ export interface BusMessage {
   /** Set on purges; an instance that applied one answers with `ack` set to it. */
   id?: string
   ack?: string
-  /** Epoch milliseconds at publish, to measure delivery. */
-  at: number
+  /** Epoch milliseconds at publish, to measure delivery; absent from the messages of older versions. */
+  at?: number
   /** Store keys purged (every variant), tags invalidated, or `all` for a clear. */
   keys?: string[]
   tags?: string[]
@@ -51,7 +51,8 @@ export class InvalidationBus {
 
   constructor (
     publisher: RedisClient, channel: string, log: FastifyBaseLogger,
-    private readonly onMessage: (message: BusMessage) => void,
+    /** `delayMs`: publish to delivery, when the message says when it was published. */
+    private readonly onMessage: (message: BusMessage, delayMs: number | undefined) => void,
     private readonly onHealth: (connected: boolean) => void
   ) {
     this.publisher = publisher
@@ -99,9 +100,12 @@ export class InvalidationBus {
       return
     }
     this.counters.received++
-    this.counters.lastDelayMs = Math.max(0, Date.now() - message.at)
-    this.counters.maxDelayMs = Math.max(this.counters.maxDelayMs, this.counters.lastDelayMs)
-    this.onMessage(message)
+    const delayMs = typeof message.at === 'number' ? Math.max(0, Date.now() - message.at) : undefined
+    if (delayMs !== undefined) {
+      this.counters.lastDelayMs = delayMs
+      this.counters.maxDelayMs = Math.max(this.counters.maxDelayMs, delayMs)
+    }
+    this.onMessage(message, delayMs)
     if (message.id !== undefined) {
       this.publisher.publish(this.ackChannel, JSON.stringify({ from: this.instanceId, at: Date.now(), ack: message.id }))
         .catch((err: unknown) => this.log.debug({ err }, 'fastify-cache: bus confirmation not sent'))

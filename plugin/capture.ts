@@ -9,6 +9,7 @@ import { MAX_VARY_NAMES, routeVaryNames, varyNames, varyOnOf, type VaryOn } from
 import type { Miss } from './lookup.js'
 import type { NormalizedRouteOptions } from './options.js'
 import { mark, serveGrace } from './serve.js'
+import { traceStore } from './tracing.js'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -188,7 +189,7 @@ export async function storeMiss (
     }
     return captured.payload
   } finally {
-    mark(reply, engine, event)
+    mark(reply, engine, event, miss.route)
     if (miss.flight !== undefined) engine.flights.end(miss.id, miss.flight, entry, failed)
     // Not stored: let the others compute it. (A write releases the lock itself, in the same step.)
     if (miss.lockToken !== undefined) engine.locks.unlock(miss.storeKey, miss.variant, miss.lockToken, request.log)
@@ -201,9 +202,9 @@ export async function storeMiss (
  */
 function write (engine: CacheEngine, request: FastifyRequest, miss: Miss, entry: PageEntry, bytes: Buffer): void {
   if (miss.generation !== engine.invalidation.generation) return
-  const written = engine.pages.write(miss.storeKey, miss.variant, bytes, {
+  const written = traceStore(miss, async () => await engine.pages.write(miss.storeKey, miss.variant, bytes, {
     ttlMs: entry.ttlMs + entry.staleMs, tags: entry.tags, ifVersion: miss.version, startedAt: miss.startedAt, unlock: miss.lockToken
-  }, request.log)
+  }, request.log))
   miss.lockToken = undefined
   const l1 = engine.l1
   if (l1 === undefined) return

@@ -8,6 +8,7 @@ import { Invalidation } from './invalidation.js'
 import { Keyspace } from './keyspace.js'
 import { LocalTier } from './l1.js'
 import { LocalValues } from './local-values.js'
+import { CacheObservers } from './observers.js'
 import type { NormalizedOptions } from './options.js'
 import { SingleFlight } from './single-flight.js'
 import { CacheCounters, type CacheStats } from './stats.js'
@@ -23,7 +24,9 @@ import { ValuePages } from './stores/value-pages.js'
 export class CacheEngine {
   readonly options: NormalizedOptions
   readonly keyspace: Keyspace
-  readonly counters = new CacheCounters()
+  /** Who listens to what the cache does (metrics); kept across engines, so passed in. */
+  readonly observers: CacheObservers
+  readonly counters: CacheCounters
   /** The store as given; pages go through `store`, which adds the page part to a value-only store. */
   readonly givenStore: CacheStore
   readonly store: PageStore
@@ -44,8 +47,10 @@ export class CacheEngine {
   /** Marks this process's own background refresh requests; unguessable, so a client cannot forge one. */
   readonly refreshToken = randomBytes(24).toString('base64url')
 
-  constructor (store: CacheStore, options: NormalizedOptions, log: FastifyBaseLogger) {
+  constructor (store: CacheStore, options: NormalizedOptions, log: FastifyBaseLogger, observers = new CacheObservers()) {
     this.options = options
+    this.observers = observers
+    this.counters = new CacheCounters(observers)
     this.keyspace = new Keyspace(options.prefix)
     this.givenStore = store
     this.store = isPageStore(store) ? store : new ValuePages(store)
@@ -55,7 +60,10 @@ export class CacheEngine {
     this.l1 = options.l1 === undefined ? undefined : new LocalTier(options.l1)
     this.bus = options.bus && store instanceof RedisStore
       ? new InvalidationBus(store.client, this.keyspace.busChannel, log,
-        (message) => this.invalidation.received(message),
+        (message, delayMs) => {
+          if (delayMs !== undefined) observers.emit('busDelivery', delayMs)
+          this.invalidation.received(message)
+        },
         // Purges published while we were not listening are lost: L1 stays empty and off until we listen again.
         (connected) => this.l1?.setTrusted(connected))
       : undefined

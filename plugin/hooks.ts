@@ -10,6 +10,7 @@ import { RefreshAhead } from './refresh-ahead.js'
 import type { Forward } from './cache-status.js'
 import { freshForMs } from './entry.js'
 import { mark, serveEntry } from './serve.js'
+import { endCompute, startCompute, traceLookup } from './tracing.js'
 
 export const kCacheMiss = Symbol('fastify-cache.miss')
 
@@ -101,6 +102,7 @@ export class RouteCache {
   readonly onSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
     const { miss } = request[kCacheMiss] as PendingMiss
     request[kCacheMiss] = null
+    endCompute(this.#engine.observers, miss.compute)
     storeMiss(this.#engine, this.#route, request, reply, payload, miss).then((sent) => done(null, sent), done)
   }
 
@@ -147,7 +149,8 @@ export class RouteCache {
       this.#routeThrew(request, reply, err)
       return
     }
-    return this.#serve(request, reply, key, await this.#lookup.lookup(request, key, force, l1Checked))
+    return this.#serve(request, reply, key,
+      await traceLookup(this.#engine.observers, request, key, async () => await this.#lookup.lookup(request, key, force, l1Checked)))
   }
 
   /** Acts on an outcome: serves a hit or a stale page, or lets the handler run. */
@@ -174,6 +177,8 @@ export class RouteCache {
         // What the reply carries now was set for this request by the hooks before this one: not the route's to store.
         outcome.miss.atLookup = reply.getHeaders()
         request[kCacheMiss] = { route: this, miss: outcome.miss }
+        outcome.miss.route = request.routeOptions.url
+        outcome.miss.compute = startCompute(engine.observers, request, key)
         return undefined
     }
   }

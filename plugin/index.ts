@@ -5,6 +5,7 @@ import { FastifyCache, kUseEngine } from './api.js'
 import { CacheEngine } from './engine.js'
 import { invalidOption } from './errors.js'
 import { kCacheMiss } from './hooks.js'
+import { CacheObservers } from './observers.js'
 import { CachedRoutes } from './routes.js'
 import {
   normalizeOptions, normalizeRouteOptions, type FastifyCacheOptions, type NormalizedOptions, type RouteCacheOptions
@@ -74,7 +75,9 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
   const options = normalizeOptions(input)
   let resolved = resolveStore(fastify, options)
   if (options.bus && !(resolved.store instanceof RedisStore)) throw invalidOption('bus', 'needs the Redis store (pub/sub carries the purges)')
-  let engine = new CacheEngine(resolved.store, options, fastify.log)
+  // One list of observers for every engine built here: what subscribed before ready keeps hearing after a store change.
+  const observers = new CacheObservers()
+  let engine = new CacheEngine(resolved.store, options, fastify.log, observers)
   const api = new FastifyCache(engine, resolved.kind)
   // When the connection comes back, probe at once rather than at the end of the cooldown.
   const probe = (): void => engine.failOpen.probeNow(async () => await (engine.givenStore as RedisStore).client.ping())
@@ -111,7 +114,7 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
     await resolved.store.close?.()
     const store = new RedisStore(appRedis)
     resolved = { store, kind: 'redis', owned: undefined }
-    engine = new CacheEngine(store, options, fastify.log)
+    engine = new CacheEngine(store, options, fastify.log, observers)
     store.client.on('ready', probe)
     api[kUseEngine](engine, 'redis')
   })
@@ -142,6 +145,11 @@ export default fastifyCache
 export { FastifyCache } from './api.js'
 export type { CachedKey, MemoizeOptions, Memoized, WrapOptions } from './api.js'
 export type { CacheStats } from './stats.js'
+export { DEFAULT_HEALTH_TIMEOUT_MS } from './health.js'
+export type { CacheHealth } from './health.js'
+export type { CacheObserver, ComputeObservation, LookupObservation, ResponseObservation } from './observers.js'
+export { TRACING_CHANNELS } from './tracing.js'
+export type { ComputeTraceContext, LookupTraceContext, PageTraceContext, StoreTraceContext } from './tracing.js'
 export * from './errors.js'
 export { decodePage, encodePage } from './entry.js'
 export { pageKey } from './key.js'

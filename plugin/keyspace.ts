@@ -10,6 +10,7 @@ export const MEMOIZE_NAMESPACE = 'memoize/'
 export const INTERNAL_NAMESPACE = '__'
 export const TAG_NAMESPACE = INTERNAL_NAMESPACE + 'tags/'
 const BUS_NAME = INTERNAL_NAMESPACE + 'bus'
+const HEALTH_NAME = INTERNAL_NAMESPACE + 'health'
 const HASH_MARK = '~sha256:'
 /** Separates a store key from a variant in a page id; never part of a variant (base64url, or ''). */
 const PAGE_ID_SEPARATOR = '\n'
@@ -77,11 +78,14 @@ export class Keyspace {
   /** Where the tag indexes live, for the sweep that lists them. */
   readonly tagIndexPrefix: string
   readonly busChannel: string
+  /** What `health()` reads from a store that has no ping of its own; never written. */
+  readonly healthKey: string
 
   constructor (prefix: string) {
     this.prefix = prefix
     this.tagIndexPrefix = prefix + TAG_NAMESPACE
     this.busChannel = prefix + BUS_NAME
+    this.healthKey = prefix + HEALTH_NAME
   }
 
   /** A key as the API takes it, in the store. */

@@ -10,6 +10,7 @@ import { withinSoftTimeout } from './soft-timeout.js'
 import type { FieldRead } from './stores/store.js'
 import type { HeaderSnapshot } from './http-semantics.js'
 import { fits, varyVariant, type VaryOn } from './response-vary.js'
+import type { ComputeTrace } from './tracing.js'
 
 /** What a request that missed carries to onSend, where its response may be stored. */
 export interface Miss {
@@ -36,6 +37,10 @@ export interface Miss {
   followedVary: boolean
   /** When the handler began, by this process's clock: how long it took is stored for refresh-ahead. */
   computeFrom: number
+  /** The route pattern: a handler that calls `callNotFound` leaves its route before onSend, not its metrics. */
+  route?: string | undefined
+  /** The handler run's trace, when someone listens (tracing.ts): started at the miss decision, ended in onSend. */
+  compute?: ComputeTrace | undefined
 }
 
 /** What to do with a request, as its lookup decided. */

@@ -12,7 +12,8 @@ import type { CacheCounters } from './stats.js'
  * response of a cached route is marked, and counted under its `x-cache`, exactly once.
  */
 export function mark (
-  reply: FastifyReply, engine: { counters: CacheCounters, options: NormalizedOptions }, event: CacheEvent
+  reply: FastifyReply, engine: { counters: CacheCounters, options: NormalizedOptions }, event: CacheEvent,
+  route = reply.request.routeOptions.url
 ): void {
   if (engine.options.xCache) reply.header('x-cache', event.label)
   if (engine.options.cacheStatus) reply.header('cache-status', cacheStatusOf(event))
@@ -21,6 +22,7 @@ export function mark (
   else if (event.label === 'MISS') counters.miss()
   else if (event.label === 'STALE') counters.stale()
   else counters.bypass()
+  if (counters.observed) counters.response({ route: route as string, label: event.label, from: event.from })
 }
 
 /**

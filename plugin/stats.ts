@@ -1,5 +1,6 @@
 import type { BreakerState } from './breaker.js'
 import type { BusStats } from './bus.js'
+import { CacheObservers, type ResponseObservation } from './observers.js'
 
 export interface CacheStats {
   /** Requests (and wrap/memoize/get calls) answered from the cache. */
@@ -27,8 +28,9 @@ export interface CacheStats {
   bus?: BusStats
 }
 
-/** What this process counted, one method per event, read whole with `snapshot`. */
+/** What this process counted, one method per event, read whole with `snapshot`; errors and responses also reach the observers. */
 export class CacheCounters {
+  readonly #observers: CacheObservers
   #hits = 0
   #misses = 0
   #bypasses = 0
@@ -38,6 +40,10 @@ export class CacheCounters {
   #writes = 0
   #skipped = 0
   #l1Hits = 0
+
+  constructor (observers: CacheObservers = new CacheObservers()) {
+    this.#observers = observers
+  }
 
   /** A response or value served from the cache; `coalesced` when it waited on another computation of it. */
   hit (from: 'store' | 'l1' | 'coalesced' = 'store'): void {
@@ -49,7 +55,14 @@ export class CacheCounters {
   miss (): void { this.#misses++ }
   bypass (): void { this.#bypasses++ }
   stale (): void { this.#stale++ }
-  error (): void { this.#errors++ }
+  error (): void {
+    this.#errors++
+    if (this.#observers.active) this.#observers.emit('error')
+  }
+
+  /** Whether anyone observes: only then does `mark` report each response with its route. */
+  get observed (): boolean { return this.#observers.active }
+  response (observation: ResponseObservation): void { this.#observers.emit('response', observation) }
   write (): void { this.#writes++ }
   skipped (): void { this.#skipped++ }
   /** A value call that shared another caller's computation (wrap, memoize). */
