@@ -47,7 +47,7 @@ export class CacheEngine {
   /** Marks this process's own background refresh requests; unguessable, so a client cannot forge one. */
   readonly refreshToken = randomBytes(24).toString('base64url')
 
-  constructor (store: CacheStore, options: NormalizedOptions, log: FastifyBaseLogger, observers = new CacheObservers()) {
+  constructor (store: CacheStore, options: NormalizedOptions, log: FastifyBaseLogger, observers: CacheObservers) {
     this.options = options
     this.observers = observers
     this.counters = new CacheCounters(observers)
