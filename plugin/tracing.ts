@@ -18,6 +18,8 @@ export interface PageTraceContext {
 export interface LookupTraceContext extends PageTraceContext {
   /** Set when the lookup ends: `hit`, `stale`, `miss`, or `pass` (run the handler, store nothing). */
   outcome?: Outcome['kind']
+  /** The same, as Node's tracePromise sets it. */
+  result?: Outcome['kind']
 }
 
 export type ComputeTraceContext = PageTraceContext
@@ -25,6 +27,8 @@ export type ComputeTraceContext = PageTraceContext
 export interface StoreTraceContext extends PageTraceContext {
   /** Set when the write ends: false when the store refused it (a purge overtook it) or failed. */
   written?: boolean
+  /** The same, as Node's tracePromise sets it. */
+  result?: boolean
 }
 
 /** The names are public (DESIGN.md): OpenTelemetry instrumentations subscribe to them. */
@@ -61,12 +65,15 @@ export async function traceLookup (
   if (!traced && !observers.active) return await lookup()
   const context: LookupTraceContext = contextOf(request, key)
   const startedAt = performance.now()
-  const settle = async (): Promise<Outcome> => {
-    const outcome = await lookup()
+  let outcome!: Outcome
+  // Resolves the outcome's kind, not the outcome: tracePromise hands its result to subscribers (`context.result`),
+  // and the outcome holds the page and the request's bookkeeping.
+  const settle = async (): Promise<Outcome['kind']> => {
+    outcome = await lookup()
     context.outcome = outcome.kind
-    return outcome
+    return outcome.kind
   }
-  const outcome = await (traced ? lookupChannel.tracePromise(settle, context) : settle())
+  await (traced ? lookupChannel.tracePromise(settle, context) : settle())
   observers.emit('lookup', { route: context.route, outcome: outcome.kind, durationMs: performance.now() - startedAt })
   return outcome
 }
