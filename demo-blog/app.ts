@@ -8,11 +8,13 @@ import errorPages from './errors.js'
 import cachePlugin from './plugins/cache.js'
 import dbPlugin from './plugins/db.js'
 import formsPlugin from './plugins/forms.js'
+import metricsPlugin from './plugins/metrics.js'
 import sessionPlugin from './plugins/session.js'
 import viewPlugin from './plugins/view.js'
 import adminRoutes from './routes/admin.js'
 import authRoutes from './routes/auth.js'
 import blogRoutes from './routes/blog.js'
+import healthRoutes from './routes/health.js'
 
 export interface BlogOptions {
   /** SQLite file, created, migrated and seeded on first start. */
@@ -85,11 +87,13 @@ async function blog (fastify: FastifyInstance, options: BlogOptions): Promise<vo
     statsIntervalMs,
     statsHistorySize: options.statsHistorySize ?? 60
   })
+  await fastify.register(metricsPlugin)
   await fastify.register(errorPages)
 
   await fastify.register(blogRoutes, { slowMs: options.slowMs ?? 0, perPage: options.perPage ?? 10 })
   await fastify.register(authRoutes, { loginRateLimit: options.loginRateLimit ?? { max: 5, timeWindow: 60_000 } })
   await fastify.register(adminRoutes, { statsIntervalMs })
+  await fastify.register(healthRoutes)
 }
 
 // fp: the decorators (cache, posts, …) stay visible to whoever registers the blog, such as the tests.

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Post } from '../db/schema.js'
 import { hitRatioChart } from '../lib/chart.js'
+import { lookupLatency } from '../lib/latency.js'
 import { MAX_BODY_BYTES, MAX_TITLE_CHARS, postFormSchema, validatePostForm, type PostFormFields } from '../lib/post-form.js'
 import { requireUser, type FlashMessage } from '../plugins/session.js'
 import { INDEX_KEY, postTag } from './blog.js'
@@ -131,9 +132,16 @@ export default async function adminRoutes (fastify: FastifyInstance, options: Ad
         intervalMs: options.statsIntervalMs, capacity: history.capacity, now: Date.now()
       }),
       chartMinutes: Math.round(options.statsIntervalMs * history.capacity / 60_000),
+      latency: await lookupLatency(fastify.metricsRegistry),
       intervalSeconds: Math.round(options.statsIntervalMs / 1000),
       flash: takeFlash(request)
     })
+  })
+
+  // Prometheus text, for an admin (a scraper sends the admin's session cookie, or the app serves it on another port).
+  fastify.get('/metrics', async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+    return await reply.type(fastify.metricsRegistry.contentType).send(await fastify.metricsRegistry.metrics())
   })
 
   fastify.post<{ Body: { key: string } }>('/admin/cache/purge', {
