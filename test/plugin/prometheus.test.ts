@@ -41,7 +41,12 @@ t.test('fastify_cache_responses_total counts every response of a cached route by
   const registry = await withMetrics(app)
   let fail = false
   app.get('/post/:id', { config: { cache: { ttl: 60, unless: (request) => request.headers['x-user'] !== undefined } } },
-    async (request) => `post ${(request.params as { id: string }).id}`)
+    async (request, reply) => {
+      const { id } = request.params as { id: string }
+      // An unknown post is the app's 404 page: the response leaves the route, not the route's metrics.
+      if (id === 'missing') return await reply.callNotFound()
+      return `post ${id}`
+    })
   app.get('/flaky', { config: { cache: { ttl: 0.001, grace: 60 } } }, async (_request, reply) => {
     if (fail) return await reply.code(503).send('down')
     return 'flaky'
@@ -57,6 +62,7 @@ t.test('fastify_cache_responses_total counts every response of a cached route by
   }
   for (const id of [1, 2, 1, 2, 1]) await send(`/post/${id}`, '/post/:id')
   await send('/post/1', '/post/:id', { 'x-user': 'alice' })
+  await send('/post/missing', '/post/:id')
   await send('/flaky', '/flaky')
   await sleep(5) // past the 1 ms ttl, within grace
   fail = true
