@@ -62,7 +62,8 @@ const packed = (JSON.parse(pack.code === 0 ? pack.stdout : '[]') as Array<{ file
 t.test('npm pack: the built plugin, its types and the docs; no source maps, no demo', async (t) => {
   t.equal(pack.code, 0, `npm pack succeeded${pack.code === 0 ? '' : `:\n${pack.stderr}`}`)
   const files = packed?.files.map((file) => file.path) ?? []
-  for (const file of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/plugin/index.js', 'dist/plugin/index.d.ts']) {
+  for (const file of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/plugin/index.js', 'dist/plugin/index.d.ts',
+    'dist/plugin/prometheus.js', 'dist/plugin/prometheus.d.ts']) {
     t.ok(files.includes(file), `ships ${file}`)
   }
   t.same(files.filter((file) => file.endsWith('.map')), [], 'no source maps pointing at sources that are not shipped')
@@ -110,6 +111,11 @@ async function checkConsumer (t: Test, fastifySpec: string): Promise<string> {
   t.same(Object.keys(installed.dependencies ?? {}).sort(), RUNTIME_DEPENDENCIES, 'the plugin depends only on what it imports')
   t.notOk(existsSync(join(dir, 'node_modules/fastify-cache/node_modules/fastify')),
     'no second fastify nested under the plugin: the app\'s own fastify gets the module augmentation')
+
+  // The metrics subpath resolves to the built file; its peer, prom-client, is optional, so it is not installed.
+  const resolved = await run(process.execPath, ['--input-type=module', '-e', "console.log(import.meta.resolve('fastify-cache/prometheus'))"], dir)
+  t.match(resolved.stdout.trim(), /\/node_modules\/fastify-cache\/dist\/plugin\/prometheus\.js$/, 'fastify-cache/prometheus resolves')
+  t.notOk(existsSync(join(dir, 'node_modules/prom-client')), 'prom-client, an optional peer, is not installed with the plugin')
 
   for (const config of TYPE_CONFIGS) {
     const result = await run(process.execPath, [tsc, '-p', `tsconfig.${config}.json`], dir)
