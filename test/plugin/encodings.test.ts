@@ -67,7 +67,13 @@ t.test('each coding of a strong etag is a validator of its own; a weak one is sh
 t.test('a page stored compressed frames br then gzip, and every field is checked when read back', async (t) => {
   const encoded = await compressBoth(html)
   const meta = {
-    status: 200, headers: { 'content-type': 'text/html' }, createdAt: 1_000, ttlMs: 60_000, etag: '"e"', staleMs: 0, tags: [],
+    status: 200,
+    headers: { 'content-type': 'text/html' },
+    createdAt: 1_000,
+    ttlMs: 60_000,
+    etag: '"e"',
+    staleMs: 0,
+    tags: [],
     varyOn: [['accept-language', 'fr'], ['x-theme', null]] as const
   }
   const bytes = frameEncodedPage(meta, encoded)

@@ -61,7 +61,9 @@ for (const backend of ['redis', 'memory'] as const) {
   t.test(`${backend}: Vary on *, cookie or authorization is never stored; too many names neither`, async (t) => {
     const app = await build(t, options('vary-never:'))
     const names: Record<string, string> = {
-      star: '*', cookie: 'Cookie', auth: 'Accept, Authorization',
+      star: '*',
+      cookie: 'Cookie',
+      auth: 'Accept, Authorization',
       many: Array.from({ length: 17 }, (_, i) => `x-h${i}`).join(', ')
     }
     for (const [path, vary] of Object.entries(names)) {
@@ -119,8 +121,9 @@ t.test('concurrent requests with different values: each gets its own page; the s
     app.inject({ url: '/slow', headers: { 'accept-language': 'fr' } }),
     app.inject({ url: '/slow', headers: { 'accept-language': 'en' } })
   ]
-  // Every request is in: the leader in its handler, the others waiting on it.
-  while (runs === 0) await new Promise((resolve) => setImmediate(resolve))
+  // The leader is in its handler (the others wait on it, or find its page when it is stored: either way, French).
+  const leaderRunning = async (): Promise<void> => { while (runs === 0) await new Promise((resolve) => setImmediate(resolve)) }
+  await leaderRunning()
   release()
   const [fr1, fr2, en] = await Promise.all(sent)
   t.equal(fr1?.body, 'lang fr')
