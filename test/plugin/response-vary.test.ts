@@ -110,8 +110,11 @@ t.test('concurrent requests with different values: each gets its own page; the s
   let release: () => void = () => {}
   const gate = new Promise<void>((resolve) => { release = resolve })
   let runs = 0
+  let entered: () => void = () => {}
+  const inHandler = new Promise<void>((resolve) => { entered = resolve })
   app.get('/slow', { config: { cache: { ttl: 60 } } }, async (request, reply) => {
     runs++
+    entered()
     await gate
     reply.header('vary', 'accept-language')
     return `lang ${String(request.headers['accept-language'])}`
@@ -122,8 +125,7 @@ t.test('concurrent requests with different values: each gets its own page; the s
     app.inject({ url: '/slow', headers: { 'accept-language': 'en' } })
   ]
   // The leader is in its handler (the others wait on it, or find its page when it is stored: either way, French).
-  const leaderRunning = async (): Promise<void> => { while (runs === 0) await new Promise((resolve) => setImmediate(resolve)) }
-  await leaderRunning()
+  await inHandler
   release()
   const [fr1, fr2, en] = await Promise.all(sent)
   t.equal(fr1?.body, 'lang fr')
