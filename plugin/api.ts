@@ -179,7 +179,9 @@ export class FastifyCache {
   async deleteMany (keys: readonly string[]): Promise<number> {
     if (!Array.isArray(keys)) throw new FST_CACHE_INVALID_KEY('deleteMany expects an array of keys')
     const storeKeys = keys.map((key) => this.#storeKey(key))
-    return await this.#call('delete', this.#engine.invalidation.purge(storeKeys))
+    const existed = await this.#call('delete', this.#engine.invalidation.purge(storeKeys))
+    await this.#engine.purges.report({ keys })
+    return existed
   }
 
   /**
@@ -188,7 +190,9 @@ export class FastifyCache {
    */
   async invalidateTags (tags: readonly string[]): Promise<number> {
     if (!isTagList(tags)) throw new FST_CACHE_INVALID_KEY('invalidateTags expects an array of non-empty tags')
-    return await this.#call('invalidateTags', this.#engine.invalidation.invalidateTags(tags))
+    const purged = await this.#call('invalidateTags', this.#engine.invalidation.invalidateTags(tags))
+    await this.#engine.purges.report({ tags })
+    return purged
   }
 
   /** Drops tag index members whose entry is gone. It also runs every `tagPruneIntervalMs`. */
@@ -219,7 +223,9 @@ export class FastifyCache {
 
   /** Removes every key under the plugin's prefix and nothing else (SCAN + UNLINK). Resolves how many. */
   async clear (): Promise<number> {
-    return await coded('clear', this.#engine.invalidation.clear())
+    const removed = await coded('clear', this.#engine.invalidation.clear())
+    await this.#engine.purges.report({ all: true })
+    return removed
   }
 
   /**

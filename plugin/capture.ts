@@ -190,6 +190,7 @@ export async function storeMiss (
     return captured.payload
   } finally {
     mark(reply, engine, event, miss.route)
+    engine.edge?.mark(reply, miss.storeKey, event.label === 'BYPASS' ? undefined : entry ?? miss.stale)
     if (miss.flight !== undefined) engine.flights.end(miss.id, miss.flight, entry, failed)
     // Not stored: let the others compute it. (A write releases the lock itself, in the same step.)
     if (miss.lockToken !== undefined) engine.locks.unlock(miss.storeKey, miss.variant, miss.lockToken, request.log)

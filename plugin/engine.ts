@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { InvalidationBus } from './bus.js'
+import { EdgeHeaders } from './edge.js'
 import type { PageEntry } from './entry.js'
 import { FailOpen } from './fail-open.js'
 import { FleetLocks } from './fleet-locks.js'
@@ -10,6 +11,7 @@ import { LocalTier } from './l1.js'
 import { LocalValues } from './local-values.js'
 import { CacheObservers } from './observers.js'
 import type { NormalizedOptions } from './options.js'
+import { PurgeReporter } from './purge-reporter.js'
 import { SingleFlight } from './single-flight.js'
 import { CacheCounters, type CacheStats } from './stats.js'
 import { StoredPages } from './stored-pages.js'
@@ -44,6 +46,10 @@ export class CacheEngine {
   readonly invalidation: Invalidation
   /** `get`/`wrap`/`memoize` values in L1, when L1 is on. */
   readonly localValues: LocalValues | undefined
+  /** The edge headers of stored and served pages, with the `edge` option. */
+  readonly edge: EdgeHeaders | undefined
+  /** Tells the app's `onPurge` what each purge removed. */
+  readonly purges: PurgeReporter
   /** Marks this process's own background refresh requests; unguessable, so a client cannot forge one. */
   readonly refreshToken = randomBytes(24).toString('base64url')
 
@@ -78,6 +84,13 @@ export class CacheEngine {
       }
     })
     this.localValues = this.l1 === undefined ? undefined : new LocalValues(this.l1, this.invalidation)
+    const edge = options.edge
+    // A cut list is the app's to fix (fewer or shorter tags): said once per interval, not once per response.
+    this.edge = edge === undefined
+      ? undefined
+      : new EdgeHeaders(edge, this.keyspace, (dropped) => this.failOpen.warn(undefined, 'edge-cut', undefined,
+        `fastify-cache: a page's tags passed the ${edge.tagHeader} header's limits; the last ${dropped} were left out`))
+    this.purges = new PurgeReporter(options.onPurge, this.keyspace, options.edge?.tagHeader ?? 'surrogate-key', log)
   }
 
   stats (): CacheStats {

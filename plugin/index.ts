@@ -143,6 +143,11 @@ export const fastifyCache = fp(fastifyCachePlugin, { fastify: '5.x', name: 'fast
 export default fastifyCache
 
 export { FastifyCache } from './api.js'
+export { httpPurger } from './http-purger.js'
+export type { HttpPurge, HttpPurgerOptions, PurgeLog, PurgeReport } from './http-purger.js'
+export { edgeToken, EDGE_TAG_RULES } from './edge.js'
+export type { EdgeControlHeader, EdgeOptions, EdgeTagHeader, EdgeTagRules } from './edge.js'
+export type { OnPurge, PurgeContext, PurgeEvent } from './purge-reporter.js'
 export type { CachedKey, MemoizeOptions, Memoized, WrapOptions } from './api.js'
 export type { CacheStats } from './stats.js'
 export { DEFAULT_HEALTH_TIMEOUT_MS } from './health.js'

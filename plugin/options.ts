@@ -1,6 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { EDGE_CONTROL_HEADERS, EDGE_TAG_HEADERS, type EdgeOptions } from './edge.js'
 import { invalidOption } from './errors.js'
 import { isTagList } from './keyspace.js'
+import type { OnPurge } from './purge-reporter.js'
 import type { RedisClient } from './redis-client.js'
 import { VALUE_STORE_METHODS, type CacheStore } from './stores/store.js'
 
@@ -77,6 +79,13 @@ export interface FastifyCacheOptions {
    * identity, and each hit is sent in the coding its client accepts. Default 1024; `false` stores every page as sent.
    */
   compressAbove?: number | false
+  /**
+   * Tags every response the cache stores or serves for a CDN: the page's tags, its key and the prefix, in `tagHeader`,
+   * and its ttl in `controlHeader` when set.
+   */
+  edge?: EdgeOptions
+  /** Called after each `delete`, `deleteMany`, `invalidateTags` and `clear` with what was purged (e.g. `httpPurger`). */
+  onPurge?: OnPurge
 }
 
 export interface NormalizedOptions {
@@ -102,6 +111,8 @@ export interface NormalizedOptions {
   xCache: boolean
   /** Bytes; Infinity when pages are never stored compressed. */
   compressAbove: number
+  edge: EdgeOptions | undefined
+  onPurge: OnPurge | undefined
 }
 
 type Awaitable<T> = T | Promise<T>
@@ -169,7 +180,7 @@ export interface NormalizedRouteOptions {
 const PLUGIN_OPTION_NAMES = new Set<string>([
   'prefix', 'defaultTtl', 'store', 'redis', 'lookupTimeoutMs', 'operationTimeoutMs', 'breaker', 'maxBodyBytes', 'maxVariants', 'memory', 'compressAbove',
   'lockTimeoutMs', 'errorLogIntervalMs', 'tombstoneMs', 'tagPruneIntervalMs', 'singleFlight', 'l1', 'bus', 'cacheStatus',
-  'xCache'
+  'xCache', 'edge', 'onPurge'
 ])
 
 const ROUTE_OPTION_NAMES = new Set<string>([
@@ -318,6 +329,22 @@ function normalizeL1 (l1Option: unknown): NormalizedOptions['l1'] {
   }
 }
 
+function normalizeEdge (edge: unknown): EdgeOptions | undefined {
+  if (edge === undefined) return undefined
+  if (typeof edge !== 'object' || edge === null || Array.isArray(edge)) {
+    throw invalidOption('edge', `expected { tagHeader, controlHeader }, got ${describe(edge)}`)
+  }
+  rejectUnknown(edge, new Set(['tagHeader', 'controlHeader']), 'edge')
+  const { tagHeader, controlHeader } = edge as Record<string, unknown>
+  if (tagHeader === undefined) throw invalidOption('edge.tagHeader', `is required: one of ${EDGE_TAG_HEADERS.join(', ')}`)
+  return {
+    tagHeader: oneOf(tagHeader, 'edge.tagHeader', EDGE_TAG_HEADERS, 'surrogate-key'),
+    controlHeader: controlHeader === undefined
+      ? undefined
+      : oneOf(controlHeader, 'edge.controlHeader', EDGE_CONTROL_HEADERS, 'surrogate-control')
+  }
+}
+
 export function normalizeOptions (input: FastifyCacheOptions | undefined): NormalizedOptions {
   const options: Record<string, unknown> = (input ?? {}) as Record<string, unknown>
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'expected an object')
@@ -347,6 +374,8 @@ export function normalizeOptions (input: FastifyCacheOptions | undefined): Norma
     bus,
     cacheStatus: booleanOption(options.cacheStatus, 'cacheStatus', true),
     xCache: booleanOption(options.xCache, 'xCache', true),
+    edge: normalizeEdge(options.edge),
+    onPurge: optionalFunction(options.onPurge, 'onPurge'),
     compressAbove: options.compressAbove === false
       ? Infinity
       : positiveNumber(options.compressAbove, 'compressAbove', DEFAULT_COMPRESS_ABOVE_BYTES, { integer: true }),
