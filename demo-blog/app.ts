@@ -29,6 +29,8 @@ export interface BlogOptions {
   redisProbeMs?: number
   /** Default `'blog:'`. */
   cachePrefix?: string
+  /** An xkey purge endpoint (Varnish) in front of the blog: pages carry surrogate keys and purges are sent there. */
+  edgePurgeUrl?: string
   /** Extra fastify-cache options, e.g. `{ lookupTimeoutMs }`. */
   cacheOptions?: Omit<FastifyCacheOptions, 'prefix' | 'store' | 'redis'>
   /** 32 bytes, as a Buffer, 64 hex digits or base64. Default: generated once and kept in `dataDir`. */
@@ -83,6 +85,7 @@ async function blog (fastify: FastifyInstance, options: BlogOptions): Promise<vo
     redisUrl: options.redisUrl,
     redisProbeMs: options.redisProbeMs ?? 1_000,
     prefix: options.cachePrefix ?? DEFAULT_CACHE_PREFIX,
+    edgePurgeUrl: options.edgePurgeUrl,
     cacheOptions: options.cacheOptions ?? {},
     statsIntervalMs,
     statsHistorySize: options.statsHistorySize ?? 60

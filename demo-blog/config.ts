@@ -46,7 +46,8 @@ export function configFromEnv (env: NodeJS.ProcessEnv): ServerConfig {
       sessionKey: env.SESSION_KEY === '' ? undefined : env.SESSION_KEY,
       secureCookie: secureCookieOf(env.SECURE_COOKIE),
       slowMs: integer(env.BLOG_SLOW_MS, 'BLOG_SLOW_MS', 0),
-      publicUrl: env.PUBLIC_URL === '' ? undefined : env.PUBLIC_URL
+      publicUrl: env.PUBLIC_URL === '' ? undefined : env.PUBLIC_URL,
+      edgePurgeUrl: env.EDGE_PURGE_URL === '' ? undefined : env.EDGE_PURGE_URL
     }
   }
 }

@@ -2,7 +2,7 @@ import fastifyRedis from '@fastify/redis'
 import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
-import fastifyCache, { type FastifyCacheOptions } from '../../plugin/index.js'
+import fastifyCache, { httpPurger, type FastifyCacheOptions } from '../../plugin/index.js'
 import { connectRedis, redactUrl } from '../lib/redis-probe.js'
 import { StatsHistory } from '../lib/stats-history.js'
 
@@ -14,6 +14,11 @@ export interface CachePluginOptions {
   redisProbeMs: number
   /** Every key the blog's cache writes starts with it. */
   prefix: string
+  /**
+   * A Varnish (or other xkey purge endpoint) in front of the blog (EDGE_PURGE_URL): pages then carry surrogate keys,
+   * and every purge is sent there too.
+   */
+  edgePurgeUrl?: string
   /** Further fastify-cache options, e.g. `lookupTimeoutMs`. */
   cacheOptions: Omit<FastifyCacheOptions, 'prefix' | 'store' | 'redis'>
   /** How often the dashboard's chart samples the counters. */
@@ -55,10 +60,14 @@ export default fp<CachePluginOptions>(async function cachePlugin (fastify, optio
     }
   }
   // Two tiers and a bus, as DESIGN.md asks of the blog: hot pages from memory, instances consistent through Redis.
+  const edge: FastifyCacheOptions = options.edgePurgeUrl === undefined
+    ? {}
+    : { edge: { tagHeader: 'surrogate-key', controlHeader: 'surrogate-control' }, onPurge: httpPurger({ url: options.edgePurgeUrl }) }
   await fastify.register(fastifyCache, {
-    l1: true, bus: store === 'redis', ...options.cacheOptions, prefix: options.prefix, store
+    l1: true, bus: store === 'redis', ...edge, ...options.cacheOptions, prefix: options.prefix, store
   })
-  fastify.log.info({ store: fastify.cache.storeKind, prefix: options.prefix }, `cache store: ${fastify.cache.storeKind}`)
+  fastify.log.info({ store: fastify.cache.storeKind, prefix: options.prefix, edgePurgeUrl: options.edgePurgeUrl },
+    `cache store: ${fastify.cache.storeKind}`)
 
   const history = new StatsHistory(options.statsHistorySize)
   history.start(fastify.cache.stats())
