@@ -122,9 +122,8 @@ export function httpPurger (options: HttpPurgerOptions): HttpPurge {
   }
 
   async function purgeBatch (batch: string, log: PurgeLog): Promise<boolean> {
-    for (let attempt = 0; ; attempt++) {
-      const status = await send(batch)
-      if (status !== undefined && status >= 200 && status < 300) return true
+    let status = await send(batch)
+    for (let attempt = 0; status === undefined || status < 200 || status >= 300; attempt++) {
       if (attempt === retries || !retryable(status)) {
         log.error({ url: url.href, status: status ?? 'no answer', tries: attempt + 1, [tagHeader]: batch },
           'fastify-cache: edge purge failed; the edge may serve these pages until they expire')
@@ -132,7 +131,9 @@ export function httpPurger (options: HttpPurgerOptions): HttpPurge {
       }
       log.warn({ url: url.href, status: status ?? 'no answer', attempt: attempt + 1 }, 'fastify-cache: edge purge failed; retrying')
       await sleep(backoffMs * 2 ** attempt)
+      status = await send(batch)
     }
+    return true
   }
 
   return async function purge (event, context) {

@@ -98,6 +98,8 @@ t.test("the handler's own header: its tokens follow the plugin's; its control he
   const app = await build(t, { redis, cache: { edge: { tagHeader: 'surrogate-key', controlHeader: 'surrogate-control' } } })
   app.get('/shop', { config: { cache: { ttl: 60, tags: ['shop'] } } }, async (_request, reply) =>
     reply.header('surrogate-key', 'product-9 post:1,shop').header('surrogate-control', 'max-age=5').send('shop'))
+  app.get('/lines', { config: { cache: true } }, async (_request, reply) =>
+    reply.header('surrogate-key', ['a', 'b c', 'two%20words']).send('lines'))
   const expected = `${app.cache.prefix} view//shop shop product-9 post:1`
   const miss = await app.inject('/shop')
   t.equal(miss.headers['x-cache'], 'MISS')
@@ -107,6 +109,8 @@ t.test("the handler's own header: its tokens follow the plugin's; its control he
   t.equal(hit.headers['x-cache'], 'HIT')
   t.equal(hit.headers['surrogate-key'], expected, 'the stored header merged the same way')
   t.equal(hit.headers['surrogate-control'], 'max-age=5')
+  const lines = await app.inject('/lines')
+  t.equal(lines.headers['surrogate-key'], `${app.cache.prefix} view//lines a b c two%20words`, 'a header given as lines')
 })
 
 t.test('a stale page served while it is refreshed, and one served in grace, are tagged', async (t) => {

@@ -30,6 +30,14 @@ t.test('delete, deleteMany, invalidateTags and clear report what they purged', a
   t.same(events, [], 'one event per call')
 })
 
+t.test('without onPurge, purges go on as before', async (t) => {
+  const app = await build(t, { redis })
+  app.get('/', { config: { cache: true } }, async () => 'index')
+  await app.inject('/')
+  t.equal(await app.cache.delete('view//'), true)
+  t.equal((await app.inject('/')).headers['x-cache'], 'MISS')
+})
+
 t.test('other writes, and memoized values (never pages), report nothing', async (t) => {
   const events: PurgeEvent[] = []
   const app = await build(t, { redis, cache: { onPurge: (event) => { events.push(event) } } })
