@@ -111,13 +111,15 @@ export function purgeTokens (
   return [...new Set([...keys, ...purge.tags.map((tag) => edgeToken(tag, header))])]
 }
 
-/** Writes the edge headers on responses the cache stored or served. */
+/** The edge headers of the responses the cache stored or served. */
 export class EdgeHeaders {
   readonly #tagHeader: EdgeTagHeader
   readonly #controlHeader: EdgeControlHeader | undefined
   readonly #keyspace: Keyspace
   readonly #allToken: string
   readonly #onCut: (dropped: number) => void
+  /** Entries with their edge headers, kept as long as the entry (an L1 entry serves many hits). */
+  readonly #tagged = new WeakMap<PageEntry, PageEntry>()
 
   /** `onCut` hears of a tag list cut at the header's limit. */
   constructor (options: EdgeOptions, keyspace: Keyspace, onCut: (dropped: number) => void) {
@@ -129,21 +131,43 @@ export class EdgeHeaders {
   }
 
   /**
-   * Tags a response of the page at `storeKey`: the catch-all token, the page's key, its tags, then any tokens the
-   * handler set in the same header (spelled for it too). A control header the handler set wins over the plugin's.
+   * A hit's entry with the edge headers among its stored ones, so that serving it (where a stored header wins) sends
+   * them. The same object for every hit of an entry, unless this response already carries one of the headers.
    */
+  tagged (reply: FastifyReply, storeKey: string, entry: PageEntry): PageEntry {
+    const control = this.#controlHeader
+    const plain = !reply.hasHeader(this.#tagHeader) && (control === undefined || !reply.hasHeader(control))
+    let tagged = plain ? this.#tagged.get(entry) : undefined
+    if (tagged === undefined) {
+      tagged = { ...entry, headers: { ...entry.headers, ...this.#headersOf(reply, storeKey, entry) } }
+      if (plain) this.#tagged.set(entry, tagged)
+    }
+    return tagged
+  }
+
+  /** Sets the edge headers on a response that missed and was stored, or is served in grace (`entry`: what it serves). */
   mark (reply: FastifyReply, storeKey: string, entry: PageEntry | undefined): void {
-    if (entry === undefined) return
+    if (entry !== undefined) reply.headers(this.#headersOf(reply, storeKey, entry))
+  }
+
+  /**
+   * The catch-all token, the page's key and its tags, then any tokens the route or another plugin set in the same
+   * header (spelled for it too); and the ttl, unless the response has a control header of its own.
+   */
+  #headersOf (reply: FastifyReply, storeKey: string, entry: PageEntry): Record<string, string> {
     const name = this.#tagHeader
     const tokens = [this.#allToken, edgeToken(this.#keyspace.logical(storeKey), name)]
     for (const tag of entry.tags) tokens.push(edgeToken(tag, name))
-    for (const token of tokensOf(reply.getHeader(name) ?? entry.headers[name])) tokens.push(edgeToken(token, name))
-    const { value, dropped } = edgeTagValue(tokens, name)
-    reply.header(name, value)
-    if (dropped > 0) this.#onCut(dropped)
-    const control = this.#controlHeader
-    if (control !== undefined && reply.getHeader(control) === undefined && entry.headers[control] === undefined) {
-      reply.header(control, edgeControlValue(entry.ttlMs))
+    for (const given of [entry.headers[name], reply.getHeader(name)]) {
+      for (const token of tokensOf(given)) tokens.push(edgeToken(token, name))
     }
+    const { value, dropped } = edgeTagValue(tokens, name)
+    if (dropped > 0) this.#onCut(dropped)
+    const headers: Record<string, string> = { [name]: value }
+    const control = this.#controlHeader
+    if (control !== undefined && !reply.hasHeader(control) && entry.headers[control] === undefined) {
+      headers[control] = edgeControlValue(entry.ttlMs)
+    }
+    return headers
   }
 }

@@ -165,13 +165,11 @@ export class RouteCache {
           ? { label: 'HIT', from: 'coalesced', fwd: missOf(key) }
           : { label: 'HIT', from: outcome.from, freshMs: freshForMs(outcome.entry, Date.now()) })
         this.#refreshAhead?.onHit(request, key, outcome.entry)
-        engine.edge?.mark(reply, key.storeKey, outcome.entry)
-        return serveEntry(request, reply, outcome.entry)
+        return serveEntry(request, reply, engine.edge?.tagged(reply, key.storeKey, outcome.entry) ?? outcome.entry)
       case 'stale':
         if (outcome.refresh) refreshInBackground(engine, request, key)
         mark(reply, engine, { label: 'STALE', fwd: 'stale', freshMs: freshForMs(outcome.entry, Date.now()) })
-        engine.edge?.mark(reply, key.storeKey, outcome.entry)
-        return serveEntry(request, reply, outcome.entry)
+        return serveEntry(request, reply, engine.edge?.tagged(reply, key.storeKey, outcome.entry) ?? outcome.entry)
       case 'pass':
         mark(reply, engine, { label: 'BYPASS', fwd: missOf(key) })
         return undefined

@@ -26,6 +26,7 @@ async function blogLike (t: Parameters<typeof build>[0], cache: FastifyCacheOpti
   app.get('/private', { config: { cache: true } }, async (_request, reply) => reply.header('cache-control', 'private').send('mine'))
   app.get('/missing', { config: { cache: true } }, async (_request, reply) => reply.code(404).send('no'))
   app.post('/post/:id', { config: { cache: true } }, async () => 'posted')
+  app.get('/stale', { config: { cache: { ttl: 10, staleWhileRevalidate: 3600 } } }, async () => 'stale')
   return app
 }
 
@@ -78,6 +79,10 @@ t.test('without the option, no edge header at all', async (t) => {
   t.equal(hit.headers['x-cache'], 'HIT')
   t.equal(hit.headers['surrogate-key'], undefined)
   t.equal(hit.headers['surrogate-control'], undefined)
+  await app.inject('/stale')
+  const stale = await later(60_000, async () => await app.inject('/stale'))
+  t.equal(stale.headers['x-cache'], 'STALE')
+  t.equal(stale.headers['surrogate-key'], undefined)
 })
 
 t.test("cache-tag and edge-cache-tag: commas, each CDN's spelling", async (t) => {
@@ -111,6 +116,31 @@ t.test("the handler's own header: its tokens follow the plugin's; its control he
   t.equal(hit.headers['surrogate-control'], 'max-age=5')
   const lines = await app.inject('/lines')
   t.equal(lines.headers['surrogate-key'], `${app.cache.prefix} view//lines a b c two%20words`, 'a header given as lines')
+})
+
+t.test("another plugin's header, set before the lookup: merged on a miss and a hit; its control header kept", async (t) => {
+  const app = await build(t, { redis, cache: { edge: { tagHeader: 'surrogate-key', controlHeader: 'surrogate-control' } } })
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.headers['x-tenant'] !== undefined) reply.header('surrogate-key', `tenant-${String(request.headers['x-tenant'])}`)
+    if (request.headers['x-edge-ttl'] !== undefined) reply.header('surrogate-control', `max-age=${String(request.headers['x-edge-ttl'])}`)
+  })
+  app.get('/page', { config: { cache: { ttl: 60, tags: ['page'] } } }, async () => 'page')
+  const expected = `${app.cache.prefix} view//page page`
+  const miss = await app.inject({ url: '/page', headers: { 'x-tenant': '1' } })
+  t.equal(miss.headers['x-cache'], 'MISS')
+  t.equal(miss.headers['surrogate-key'], `${expected} tenant-1`)
+  t.equal(miss.headers['surrogate-control'], 'max-age=60')
+  const plain = await app.inject('/page')
+  t.equal(plain.headers['x-cache'], 'HIT')
+  t.equal(plain.headers['surrogate-key'], expected, "the other request's header was not stored")
+  const tenant = await app.inject({ url: '/page', headers: { 'x-tenant': '2', 'x-edge-ttl': '7' } })
+  t.equal(tenant.headers['x-cache'], 'HIT')
+  t.equal(tenant.headers['surrogate-key'], `${expected} tenant-2`)
+  t.equal(tenant.headers['surrogate-control'], 'max-age=7')
+  const ttlOnly = await app.inject({ url: '/page', headers: { 'x-edge-ttl': '9' } })
+  t.equal(ttlOnly.headers['surrogate-key'], expected)
+  t.equal(ttlOnly.headers['surrogate-control'], 'max-age=9')
+  t.equal((await app.inject('/page')).headers['surrogate-control'], 'max-age=60', 'and none of it sticks')
 })
 
 t.test('a stale page served while it is refreshed, and one served in grace, are tagged', async (t) => {
