@@ -190,7 +190,7 @@ export async function storeMiss (
       event = { label: 'MISS', fwd: miss.fwd, stored: true }
       reply.header('etag', entry.etag)
       const written = write(engine, request, miss, entry, stored.bytes)
-      if (isWarming(request, engine)) await reportWarmed(reply, written)
+      if (isWarming(request, engine)) await reportWarmed(reply, written, engine.options.operationTimeoutMs)
     }
     return captured.payload
   } finally {

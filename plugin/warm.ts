@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { invalidOption } from './errors.js'
 import { REFRESH_HEADER } from './refresh.js'
+import { withTimeout } from './timeout.js'
 
 /**
  * Asks the cache to say whether it stored a warming request's response, and carries the answer back. Only a request
@@ -31,9 +32,13 @@ export function isWarming (request: FastifyRequest, engine: { refreshToken: stri
   return request.headers[WARM_HEADER] === engine.refreshToken
 }
 
-/** Answers a warming request: whether the store took its page (a purge since, or a sick store, refuse it). */
-export async function reportWarmed (reply: FastifyReply, written: Promise<boolean>): Promise<void> {
-  reply.header(WARM_HEADER, (await written) ? 'stored' : 'refused')
+/**
+ * Answers a warming request: whether the store took its page (a purge since, or a sick store, refuse it). A store
+ * that does not answer within `timeoutMs` counts as a refusal, so that a warming never hangs on it.
+ */
+export async function reportWarmed (reply: FastifyReply, written: Promise<boolean>, timeoutMs: number): Promise<void> {
+  const stored = await withTimeout(written, timeoutMs, 'warm').catch(() => false)
+  reply.header(WARM_HEADER, stored ? 'stored' : 'refused')
 }
 
 function checkPaths (paths: unknown): readonly string[] {
@@ -65,7 +70,7 @@ async function warmOne (inject: WarmInject, token: string, path: string): Promis
     if (response.statusCode < 200 || response.statusCode > 299) return `status ${response.statusCode}`
     const answer = response.headers[WARM_HEADER]
     if (answer === 'stored') return undefined
-    return answer === 'refused' ? 'not stored: the store refused it' : 'not stored: bypassed, or not a cached route'
+    return answer === 'refused' ? 'not stored: the store refused it or did not answer' : 'not stored: bypassed, or not a cached route'
   } catch (err) {
     return err instanceof Error ? err.message : String(err)
   }
