@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import blog from './app.js'
 import { configFromEnv } from './config.js'
+import { warmBlog } from './lib/warm.js'
 import { blogServerOptions } from './server-options.js'
 
 const config = configFromEnv(process.env)
@@ -17,3 +18,5 @@ closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
 const address = await app.listen({ host: config.host, port: config.port })
 app.log.info(`blog at ${address} (cache store: ${app.cache.storeKind}, prefix ${app.cache.prefix}; ` +
   `database ${config.blog.dbPath}; admin user ${config.blog.adminUser ?? 'admin'})`)
+// Not awaited: the blog serves at once, and a warming that fails only logs (warmBlog never rejects).
+warmBlog(app).catch(() => {})

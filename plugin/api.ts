@@ -9,6 +9,7 @@ import type { CacheObserver } from './observers.js'
 import type { CacheStats } from './stats.js'
 import type { CacheStore, StoreKeyInfo } from './stores/store.js'
 import { coded } from './timeout.js'
+import { warmPages, type WarmInject, type WarmOptions, type WarmResult } from './warm.js'
 
 export interface WrapOptions {
   /** Seconds. Default: the plugin's `defaultTtl`. */
@@ -56,9 +57,13 @@ export class FastifyCache {
 
   #storeKind: 'redis' | 'memory' | 'custom'
 
-  constructor (engine: CacheEngine, storeKind: 'redis' | 'memory' | 'custom') {
+  /** The app's `inject`, through which `warm` renders pages. */
+  readonly #inject: WarmInject
+
+  constructor (engine: CacheEngine, storeKind: 'redis' | 'memory' | 'custom', inject: WarmInject) {
     this.#engine = engine
     this.#storeKind = storeKind
+    this.#inject = inject
   }
 
   /** Which store backs the cache: 'redis', 'memory' or 'custom'. */
@@ -239,6 +244,15 @@ export class FastifyCache {
     const found: StoreKeyInfo[] = await coded('list', store.list(keyspace.prefix, limit))
     const keys = found.map(({ key, ttlMs, variants }) => ({ key: keyspace.logical(key), ttlMs, variants }))
     return internal ? keys : keys.filter(({ key }) => !keyspace.isInternal(key))
+  }
+
+  /**
+   * Renders `paths` (GET, each starting with '/') through the app before traffic arrives, `concurrency` at a time
+   * (default 4), even where a fresh copy is stored, and resolves how many the cache stored and why the others were
+   * not. Works before `listen()`; rejects only for bad arguments.
+   */
+  async warm (paths: readonly string[], options?: WarmOptions): Promise<WarmResult> {
+    return await warmPages(this.#inject, this.#engine.refreshToken, paths, options)
   }
 
   /** Counters of this process. */

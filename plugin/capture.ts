@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CacheEvent } from './cache-status.js'
 import type { CacheEngine } from './engine.js'
 import { compressBoth, decodeCoding, isCompressible } from './encodings.js'
+import { entryTags, entryTtlMs } from './handler-decisions.js'
 import { etagOf, frameEncodedPage, framePage, freshForMs, isEntityTag, type PageEntry } from './entry.js'
 import { responseIsStorable, storedHeaders } from './http-semantics.js'
 import { MAX_VARY_NAMES, routeVaryNames, varyNames, varyOnOf, type VaryOn } from './response-vary.js'
@@ -10,6 +11,7 @@ import type { Miss } from './lookup.js'
 import type { NormalizedRouteOptions } from './options.js'
 import { mark, serveGrace } from './serve.js'
 import { traceStore } from './tracing.js'
+import { isWarming, reportWarmed } from './warm.js'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -108,16 +110,18 @@ function frameResponse (
   }
   const varyOn = responseVaryOf(reply, request, miss)
   if (varyOn === null) return { payload: body }
-  const tags = typeof route.tags === 'function' ? route.tags(request, reply) : route.tags ?? []
+  // The handler's reply.cacheTtl/cacheTags, or the response's cache-control, over the route's (0: not stored).
+  const ttlMs = entryTtlMs(route, reply)
+  if (ttlMs === 0) return { payload: body }
   const handlerEtag = reply.getHeader('etag')
   const createdAt = Date.now()
   const meta: Omit<PageEntry, 'body' | 'etag'> = {
     status: reply.statusCode,
     headers: storedHeaders(reply, miss.atLookup),
     createdAt,
-    ttlMs: route.ttlMs,
+    ttlMs,
     staleMs: Math.max(route.staleWhileRevalidateMs, route.graceMs),
-    tags,
+    tags: entryTags(route, request, reply),
     // refresh-ahead's delta (a clock stepped back reads as 0)
     computeMs: Math.max(0, createdAt - miss.computeFrom)
   }
@@ -185,7 +189,8 @@ export async function storeMiss (
       entry = stored.entry
       event = { label: 'MISS', fwd: miss.fwd, stored: true }
       reply.header('etag', entry.etag)
-      write(engine, request, miss, entry, stored.bytes)
+      const written = write(engine, request, miss, entry, stored.bytes)
+      if (isWarming(request, engine)) await reportWarmed(reply, written, engine.options.operationTimeoutMs)
     }
     return captured.payload
   } finally {
@@ -199,16 +204,17 @@ export async function storeMiss (
 
 /**
  * Writes the page, unless a purge ran while it was computed (it may predate the purge); L1 keeps what the store took.
- * The write carries the miss's lock, which it releases.
+ * The write carries the miss's lock, which it releases. Resolves whether the store took it.
  */
-function write (engine: CacheEngine, request: FastifyRequest, miss: Miss, entry: PageEntry, bytes: Buffer): void {
-  if (miss.generation !== engine.invalidation.generation) return
+function write (engine: CacheEngine, request: FastifyRequest, miss: Miss, entry: PageEntry, bytes: Buffer): Promise<boolean> {
+  if (miss.generation !== engine.invalidation.generation) return Promise.resolve(false)
   const written = traceStore(miss, async () => await engine.pages.write(miss.storeKey, miss.variant, bytes, {
     ttlMs: entry.ttlMs + entry.staleMs, tags: entry.tags, ifVersion: miss.version, startedAt: miss.startedAt, unlock: miss.lockToken
   }, request.log))
   miss.lockToken = undefined
   const l1 = engine.l1
-  if (l1 === undefined) return
+  if (l1 === undefined) return written
   written.then((ok) => { if (ok && miss.generation === engine.invalidation.generation) l1.set(miss.id, entry, miss.version ?? 0) })
     .catch(() => {})
+  return written
 }

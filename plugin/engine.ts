@@ -50,10 +50,17 @@ export class CacheEngine {
   readonly edge: EdgeHeaders | undefined
   /** Tells the app's `onPurge` what each purge removed. */
   readonly purges: PurgeReporter
-  /** Marks this process's own background refresh requests; unguessable, so a client cannot forge one. */
-  readonly refreshToken = randomBytes(24).toString('base64url')
+  /**
+   * Marks this process's own background refresh and warming requests; unguessable, so a client cannot forge one. An
+   * engine that replaces another keeps its token, so a warming begun before the swap is still recognised.
+   */
+  readonly refreshToken: string
 
-  constructor (store: CacheStore, options: NormalizedOptions, log: FastifyBaseLogger, observers: CacheObservers) {
+  constructor (
+    store: CacheStore, options: NormalizedOptions, log: FastifyBaseLogger, observers: CacheObservers,
+    refreshToken = randomBytes(24).toString('base64url')
+  ) {
+    this.refreshToken = refreshToken
     this.options = options
     this.observers = observers
     this.counters = new CacheCounters(observers)

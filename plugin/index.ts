@@ -4,6 +4,7 @@ import { Redis } from 'ioredis'
 import { FastifyCache, kUseEngine } from './api.js'
 import { CacheEngine } from './engine.js'
 import { invalidOption } from './errors.js'
+import { cacheTags, cacheTtl, kHandlerDecisions } from './handler-decisions.js'
 import { kCacheMiss } from './hooks.js'
 import { CacheObservers } from './observers.js'
 import { CachedRoutes } from './routes.js'
@@ -78,7 +79,7 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
   // One list of observers for every engine built here: what subscribed before ready keeps hearing after a store change.
   const observers = new CacheObservers()
   let engine = new CacheEngine(resolved.store, options, fastify.log, observers)
-  const api = new FastifyCache(engine, resolved.kind)
+  const api = new FastifyCache(engine, resolved.kind, async (request) => await fastify.inject(request))
   // When the connection comes back, probe at once rather than at the end of the cooldown.
   const probe = (): void => engine.failOpen.probeNow(async () => await (engine.givenStore as RedisStore).client.ping())
   if (resolved.store instanceof RedisStore) resolved.store.client.on('ready', probe)
@@ -91,6 +92,10 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
 
   fastify.decorate('cache', api)
   fastify.decorateRequest(kCacheMiss, null)
+  // What a handler decides about its own response's entry (handler-decisions.ts).
+  fastify.decorateReply(kHandlerDecisions, null)
+  fastify.decorateReply('cacheTtl', cacheTtl)
+  fastify.decorateReply('cacheTags', cacheTags)
 
   // Options are checked as each route is added, so that a bad one fails startup and names the route. A route added
   // before the plugin loaded is not seen here; it is cached all the same (see CachedRoutes).
@@ -114,7 +119,7 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
     await resolved.store.close?.()
     const store = new RedisStore(appRedis)
     resolved = { store, kind: 'redis', owned: undefined }
-    engine = new CacheEngine(store, options, fastify.log, observers)
+    engine = new CacheEngine(store, options, fastify.log, observers, engine.refreshToken)
     store.client.on('ready', probe)
     api[kUseEngine](engine, 'redis')
   })
@@ -164,6 +169,10 @@ export {
   DEFAULT_PREFIX, DEFAULT_TTL_SECONDS
 } from './options.js'
 export type { CacheRequest, FastifyCacheOptions, RouteCacheOptions } from './options.js'
+// Also what carries reply.cacheTtl/cacheTags's typing (augmented beside the decorators) into the published types.
+export type { HandlerDecisions } from './handler-decisions.js'
+export { DEFAULT_WARM_CONCURRENCY } from './warm.js'
+export type { WarmOptions, WarmResult } from './warm.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore } from './stores/redis.js'
 export type {

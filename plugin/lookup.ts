@@ -205,8 +205,9 @@ export class PageLookup {
     const engine = this.#engine
     const log = request.log
     const flight = engine.flights.has(id) ? undefined : engine.flights.start(id)
-    // Tagged pages note when they began, by the store's clock, alongside the lock when there is one.
-    const clock = this.#route.tags === undefined || !state.answered ? undefined : engine.pages.now(log)
+    // Pages note when they began, by the store's clock, alongside the lock when there is one. Every page: its handler
+    // may tag it (reply.cacheTags), and a tag invalidated while it ran must keep it out.
+    const clock = !state.answered ? undefined : engine.pages.now(log)
     let { lockToken, version } = state
     // (A lock claimed at the read is held only when no flight existed, and nothing awaited since: this request leads.)
     if (flight !== undefined && fleet && lockToken === undefined && state.answered && state.lock !== undefined) {

@@ -125,8 +125,11 @@ type Awaitable<T> = T | Promise<T>
 export type CacheRequest = FastifyRequest<{ Params: Record<string, any>, Querystring: Record<string, any> }>
 
 export interface RouteCacheOptions {
-  /** Seconds (Flask-Caching `timeout`). Default: the plugin's `defaultTtl`. */
-  ttl?: number
+  /**
+   * Seconds (Flask-Caching `timeout`). Default: the plugin's `defaultTtl`. `'origin'`: the response's own
+   * `cache-control` (`s-maxage`, then `max-age`), or `defaultTtl` when it has neither.
+   */
+  ttl?: number | 'origin'
   /** The base key (Flask-Caching `key_prefix` / `make_cache_key`). Default `view/<path>`. */
   key?: string | ((request: CacheRequest) => string)
   /** When true, the request neither reads nor writes the cache (Flask-Caching `unless`). */
@@ -159,7 +162,10 @@ export interface RouteCacheOptions {
 }
 
 export interface NormalizedRouteOptions {
+  /** With `ttlFromOrigin`, the TTL of a response whose `cache-control` gives none. */
   ttlMs: number
+  /** `ttl: 'origin'`: the response's `cache-control` sets the TTL (see handler-decisions.ts). */
+  ttlFromOrigin: boolean
   key: string | ((request: FastifyRequest) => string) | undefined
   unless: ((request: FastifyRequest, reply: FastifyReply) => Awaitable<boolean>) | undefined
   forceUpdate: ((request: FastifyRequest) => Awaitable<boolean>) | undefined
@@ -436,7 +442,12 @@ export function normalizeRouteOptions (
   rejectUnknown(options, ROUTE_OPTION_NAMES, where)
   const name = (option: string): string => `${where}.${option}`
 
-  const ttlMs = ttlMsOption(options.ttl, name('ttl'), plugin.defaultTtl)
+  // 'origin' is the only word `ttl` takes: the response's cache-control decides, with defaultTtl when it is silent.
+  const ttlFromOrigin = options.ttl === 'origin'
+  if (typeof options.ttl === 'string' && !ttlFromOrigin) {
+    throw invalidOption(name('ttl'), `expected seconds (a positive number) or 'origin', got ${describe(options.ttl)}`)
+  }
+  const ttlMs = ttlMsOption(ttlFromOrigin ? undefined : options.ttl, name('ttl'), plugin.defaultTtl)
 
   const key = options.key
   if (key !== undefined && typeof key !== 'function' && (typeof key !== 'string' || key.length === 0)) {
@@ -492,6 +503,7 @@ export function normalizeRouteOptions (
   const graceMs = nonNegativeSeconds(options.grace, name('grace'))
   return {
     ttlMs,
+    ttlFromOrigin,
     key: key as NormalizedRouteOptions['key'],
     unless: optionalFunction(options.unless, name('unless')),
     forceUpdate,

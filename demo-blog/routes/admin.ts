@@ -40,9 +40,13 @@ const PURGE_FAILED = ' The cache did not answer: old pages are purged as soon as
 export default async function adminRoutes (fastify: FastifyInstance, options: AdminRoutesOptions): Promise<void> {
   fastify.addHook('onRequest', requireUser)
 
-  /** The index (every ?page=N variant), and everything tagged with the post: its page, with every variant. */
-  async function purgePost (request: FastifyRequest, id: number): Promise<boolean> {
-    return await fastify.purgePages([INDEX_KEY], request.log, [postTag(id)])
+  /**
+   * Everything tagged with the post: its page, and the index pages that list it (each index page tags itself with its
+   * posts). `listChanged`: the post joins or leaves the index (created, published, unpublished, deleted), which
+   * the index pages that did not list it must show too, so the index (every ?page=N variant) goes as well.
+   */
+  async function purgePost (request: FastifyRequest, id: number, listChanged: boolean): Promise<boolean> {
+    return await fastify.purgePages(listChanged ? [INDEX_KEY] : [], request.log, [postTag(id)])
   }
 
   async function renderForm (reply: FastifyReply, post: Partial<Post> & { title: string, body: string, published: boolean },
@@ -73,7 +77,7 @@ export default async function adminRoutes (fastify: FastifyInstance, options: Ad
     if (!form.ok) return await renderForm(reply, form.value, form.errors, 400)
     const post = fastify.posts.create(form.value)
     // After the commit: a reader arriving between the two sees the old index, never caches it again.
-    const purged = await purgePost(request, post.id)
+    const purged = await purgePost(request, post.id, true)
     flash(request, `Created “${post.title}”.` + (purged ? '' : PURGE_FAILED), purged ? 'ok' : 'warn')
     return await reply.redirect('/admin', 302)
   })
@@ -91,9 +95,11 @@ export default async function adminRoutes (fastify: FastifyInstance, options: Ad
     const id = Number(request.params.id)
     const form = validatePostForm(request.body)
     if (!form.ok) return await renderForm(reply, { ...form.value, id }, form.errors, 400)
+    const wasPublished = fastify.posts.get(id)?.published
     const post = fastify.posts.update(id, form.value)
     if (post === undefined) return await reply.callNotFound()
-    const purged = await purgePost(request, id)
+    // An edit that keeps the post in (or out of) the index purges only the pages that show it, by its tag.
+    const purged = await purgePost(request, id, post.published !== wasPublished)
     flash(request, `Saved “${post.title}”.` + (purged ? '' : PURGE_FAILED), purged ? 'ok' : 'warn')
     return await reply.redirect('/admin', 302)
   })
@@ -104,7 +110,7 @@ export default async function adminRoutes (fastify: FastifyInstance, options: Ad
   }, async (request, reply) => {
     const id = Number(request.params.id)
     if (!fastify.posts.delete(id)) return await reply.callNotFound()
-    const purged = await purgePost(request, id)
+    const purged = await purgePost(request, id, true)
     flash(request, `Deleted post ${id}.` + (purged ? '' : PURGE_FAILED), purged ? 'ok' : 'warn')
     return await reply.redirect('/admin', 302)
   })

@@ -35,6 +35,8 @@ export default async function blogRoutes (fastify: FastifyInstance, options: Blo
     const { posts, total } = fastify.posts.listPublished(page, options.perPage)
     const pages = Math.max(1, Math.ceil(total / options.perPage))
     if (page > pages) return await reply.callNotFound()
+    // Tagged with every post it shows: an edit of one of them purges this page; an edit of any other leaves it.
+    reply.cacheTags(...posts.map((post) => postTag(post.id)))
     return await reply.page('index.njk', {
       canonicalPath: page === 1 ? '/' : `/?page=${page}`,
       posts: posts.map((post) => ({ id: post.id, title: post.title, createdAt: post.createdAt, preview: previewOf(post.body) })),

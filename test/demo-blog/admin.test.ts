@@ -107,6 +107,48 @@ t.test('an edit is on the very next anonymous read of the index and of the post'
   t.equal((await reader.get('/post/3')).headers['x-cache'], 'HIT', 'and the new version is cached again')
 })
 
+t.test('the index tags itself with the posts it lists: their tags purge it, a draft\'s does not', async (t) => {
+  const app = await buildBlog(t, redis)
+  const reader = new Visitor(app)
+  await warm(t, reader, ['/', '/about'])
+  t.equal(await app.cache.invalidateTags(['post:5']), 0, 'the draft is on no page')
+  t.equal((await reader.get('/')).headers['x-cache'], 'HIT', 'so the index stays')
+  t.equal(await app.cache.invalidateTags(['post:2']), 1, 'a listed post\'s tag reaches the index')
+  t.equal((await reader.get('/')).headers['x-cache'], 'MISS')
+  t.equal((await reader.get('/about')).headers['x-cache'], 'HIT', 'and nothing else')
+})
+
+t.test('an edit of a draft leaves every cached page alone: the index no longer goes on every edit', async (t) => {
+  const app = await buildBlog(t, redis)
+  const reader = new Visitor(app)
+  const editor = await admin(app)
+  t.equal(app.posts.get(5)?.published, false, 'post 5 is the seed\'s draft')
+  await warm(t, reader, ['/', '/?page=1', '/post/3', '/about'])
+  const _csrf = await editor.csrfFrom('/admin/post/5/edit')
+  const response = await editor.post('/admin/post/5/edit', { _csrf, title: 'Still a draft', body: 'Not yet' })
+  t.equal(response.statusCode, 302)
+  t.equal(app.posts.get(5)?.title, 'Still a draft', 'committed')
+  for (const url of ['/', '/?page=1', '/post/3', '/about']) t.equal((await reader.get(url)).headers['x-cache'], 'HIT', `${url} stays cached`)
+  t.notMatch((await reader.get('/')).body, /Still a draft/)
+})
+
+t.test('publishing a draft puts it on the very next anonymous index', async (t) => {
+  const app = await buildBlog(t, redis)
+  const reader = new Visitor(app)
+  const editor = await admin(app)
+  await warm(t, reader, ['/', '/?page=1', '/about'])
+  const _csrf = await editor.csrfFrom('/admin/post/5/edit')
+  const response = await editor.post('/admin/post/5/edit', { _csrf, title: 'Out of the drawer', body: 'Published now', published: 'on' })
+  t.equal(response.statusCode, 302)
+  for (const url of ['/', '/?page=1']) {
+    const index = await reader.get(url)
+    t.not(index.headers['x-cache'], 'HIT', `${url} was purged: the post was on no page, so no tag reached it`)
+    t.match(index.body, /Out of the drawer/)
+  }
+  t.equal((await reader.get('/about')).headers['x-cache'], 'HIT', 'unrelated pages stay cached')
+  t.equal((await reader.get('/post/5')).statusCode, 200)
+})
+
 t.test('unpublishing a cached post makes it a 404 at once', async (t) => {
   const app = await buildBlog(t, redis)
   const reader = new Visitor(app)

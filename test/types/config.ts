@@ -23,6 +23,12 @@ app.get('/s', { config: { cache: { staleWhileRevalidate: 60, grace: 600, key: (r
 
 // @ts-expect-error ttl is a number of seconds
 app.get('/bad-ttl', { config: { cache: { ttl: '60' } } }, async () => 'x')
+// …or the word 'origin', and the handler decides with reply.cacheTtl / reply.cacheTags, which chain.
+app.get('/origin', { config: { cache: { ttl: 'origin' } } }, async (_request, reply) => reply.cacheTtl(60).cacheTags('a', 'b').send('x'))
+// @ts-expect-error cacheTtl takes seconds
+app.get('/bad-cache-ttl', async (_request, reply) => reply.cacheTtl('60'))
+// @ts-expect-error cacheTags takes strings
+app.get('/bad-cache-tags', async (_request, reply) => reply.cacheTags(['a']))
 // @ts-expect-error unless is a function
 app.get('/bad-unless', { config: { cache: { unless: true } } }, async () => 'x')
 // @ts-expect-error statusCodes are numbers
@@ -49,4 +55,8 @@ const squared: Promise<number> = square(2)
 square('two').catch(() => {})
 cache.deleteMemoized(square, 2).catch(() => {})
 const wrapped: Promise<string> = cache.wrap('key', async () => 'v', { ttl: 60 })
+const warmed: Promise<{ stored: number, failed: Array<{ path: string, error: string }> }> = cache.warm(['/'], { concurrency: 2 })
+// @ts-expect-error warm takes a list of paths
+cache.warm('/').catch(() => {})
+console.log(warmed)
 console.log(ratio, value, squared, wrapped)
