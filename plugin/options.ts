@@ -427,6 +427,41 @@ function refreshAheadOption (value: unknown, option: string): number | undefined
   return positiveNumber((value as { beta?: unknown }).beta, `${option}.beta`, DEFAULT_REFRESH_AHEAD_BETA)
 }
 
+function queryStringOption (value: unknown, option: string): NormalizedRouteOptions['queryString'] {
+  if (value === true) return 'all'
+  if (value === undefined || value === false) return undefined
+  if (Array.isArray(value)) return new Set(stringList(value, option))
+  throw invalidOption(option, `expected true, false or parameter names, got ${describe(value)}`)
+}
+
+function varyOption (value: unknown, option: string): readonly string[] {
+  if (value === undefined) return []
+  const vary = [...new Set(stringList(value, option).map((header) => header.toLowerCase()))].sort()
+  for (const header of vary) {
+    if (header === 'cookie' || header === 'authorization') {
+      // A per-user header as a variant key stores one copy per visitor and invites leaks; use `unless` instead.
+      throw invalidOption(option, `"${header}" cannot be a variant key; use "unless" for per-user pages`)
+    }
+  }
+  return vary
+}
+
+function statusCodesOption (codes: unknown, option: string): ReadonlySet<number> {
+  if (codes === undefined) return new Set(DEFAULT_STATUS_CODES)
+  if (!Array.isArray(codes) || codes.length === 0 ||
+    !codes.every((code) => Number.isInteger(code) && code >= 100 && code <= 599)) {
+    throw invalidOption(option, `expected a non-empty array of HTTP statuses, got ${describe(codes)}`)
+  }
+  return new Set(codes as number[])
+}
+
+function routeTagsOption (tags: unknown, option: string): NormalizedRouteOptions['tags'] {
+  if (typeof tags === 'function') return tags as NormalizedRouteOptions['tags']
+  if (tags === undefined) return undefined
+  if (!isTagList(tags)) throw invalidOption(option, `expected an array of non-empty strings, got ${describe(tags)}`)
+  return tags
+}
+
 /**
  * Reads a route's `config.cache` once, when the route is added. `label` names the route in errors,
  * e.g. `GET /about`.
@@ -462,39 +497,6 @@ export function normalizeRouteOptions (
     forceUpdate = optionalFunction(forceUpdateOption, name('forceUpdate'))
   }
 
-  let queryString: NormalizedRouteOptions['queryString']
-  if (options.queryString === true) queryString = 'all'
-  else if (options.queryString === undefined || options.queryString === false) queryString = undefined
-  else if (Array.isArray(options.queryString)) queryString = new Set(stringList(options.queryString, name('queryString')))
-  else throw invalidOption(name('queryString'), `expected true, false or parameter names, got ${describe(options.queryString)}`)
-
-  const vary = options.vary === undefined
-    ? []
-    : [...new Set(stringList(options.vary, name('vary')).map((header) => header.toLowerCase()))].sort()
-  for (const header of vary) {
-    if (header === 'cookie' || header === 'authorization') {
-      // A per-user header as a variant key stores one copy per visitor and invites leaks; use `unless` instead.
-      throw invalidOption(name('vary'), `"${header}" cannot be a variant key; use "unless" for per-user pages`)
-    }
-  }
-
-  let statusCodes: Set<number> = new Set(DEFAULT_STATUS_CODES)
-  if (options.statusCodes !== undefined) {
-    const codes = options.statusCodes
-    if (!Array.isArray(codes) || codes.length === 0 ||
-      !codes.every((code) => Number.isInteger(code) && code >= 100 && code <= 599)) {
-      throw invalidOption(name('statusCodes'), `expected a non-empty array of HTTP statuses, got ${describe(codes)}`)
-    }
-    statusCodes = new Set(codes as number[])
-  }
-
-  let tags: NormalizedRouteOptions['tags']
-  if (typeof options.tags === 'function') tags = options.tags as NormalizedRouteOptions['tags']
-  else if (options.tags !== undefined) {
-    if (!isTagList(options.tags)) throw invalidOption(name('tags'), `expected an array of non-empty strings, got ${describe(options.tags)}`)
-    tags = options.tags
-  }
-
   const allowAuthorization = options.allowAuthorization ?? false
   if (typeof allowAuthorization !== 'boolean') {
     throw invalidOption(name('allowAuthorization'), `expected a boolean, got ${describe(allowAuthorization)}`)
@@ -508,10 +510,10 @@ export function normalizeRouteOptions (
     unless: optionalFunction(options.unless, name('unless')),
     forceUpdate,
     filter: optionalFunction(options.filter, name('filter')),
-    queryString,
-    vary,
-    statusCodes,
-    tags,
+    queryString: queryStringOption(options.queryString, name('queryString')),
+    vary: varyOption(options.vary, name('vary')),
+    statusCodes: statusCodesOption(options.statusCodes, name('statusCodes')),
+    tags: routeTagsOption(options.tags, name('tags')),
     staleWhileRevalidateMs: nonNegativeSeconds(options.staleWhileRevalidate, name('staleWhileRevalidate')),
     graceMs,
     allowAuthorization,
