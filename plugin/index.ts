@@ -62,9 +62,8 @@ function resolveStore (fastify: FastifyInstance, options: NormalizedOptions): Re
   return { store: new RedisStore(client), kind: 'redis', owned: undefined }
 }
 
-function asArray<T> (hooks: T | T[] | undefined): T[] {
-  if (hooks === undefined) return []
-  return Array.isArray(hooks) ? hooks : [hooks]
+function asArray<T> (value: T | T[]): T[] {
+  return Array.isArray(value) ? value : [value]
 }
 
 /** The app's @fastify/redis client, wherever that plugin was registered, once it is decorated. */
@@ -116,7 +115,6 @@ const fastifyCachePlugin: FastifyPluginAsync<FastifyCacheOptions> = async (fasti
       : undefined
     if (appRedis === undefined) return
     fastify.log.info('fastify-cache: @fastify/redis was registered after fastify-cache; the cache uses it from now on')
-    await resolved.store.close?.()
     const store = new RedisStore(appRedis)
     resolved = { store, kind: 'redis', owned: undefined }
     engine = new CacheEngine(store, options, fastify.log, observers, engine.refreshToken)

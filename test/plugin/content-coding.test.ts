@@ -111,3 +111,22 @@ t.test('a compressed body planted in the store that does not decode: an error fo
   const br = await app.inject({ url: '/page', headers: { 'accept-encoding': 'br' } })
   t.equal(br.body, 'not br', 'a coding the client decodes itself is sent as stored (the client rejects it)')
 })
+
+t.test('a page stored compressed keeps its stale window: served within grace, in the client\'s coding', async (t) => {
+  const realNow = Date.now
+  let now = realNow()
+  Date.now = () => now
+  t.teardown(() => { Date.now = realNow })
+  const app = await build(t, { redis, cache: { prefix: `${redis.prefix}coding-grace:` } })
+  let fail = false
+  app.get('/page', { config: { cache: { ttl: 1, grace: 60 } } }, async (_request, reply) =>
+    fail ? await reply.code(503).send('down') : await reply.type('text/html').send(page))
+  await app.inject('/page')
+  now += 5_000
+  fail = true
+  const grace = await app.inject({ url: '/page', headers: { 'accept-encoding': 'gzip' } })
+  t.equal(grace.statusCode, 200)
+  t.equal(grace.headers['x-cache'], 'STALE')
+  t.equal(grace.headers['content-encoding'], 'gzip')
+  t.equal(gunzipSync(grace.rawPayload).toString(), page)
+})

@@ -12,6 +12,7 @@ t.test('headers set for this request before the cache looked are neither stored 
     counter++
     reply.header('x-request-counter', String(counter)).header('x-request-id', request.id).header('cache-control', 'no-cache-default')
     reply.header('vary', 'Origin')
+    reply.header('x-list', ['a', 'b'])
   })
   app.get('/page', { config: { cache: { ttl: 60 } } }, async (_request, reply) => {
     reply.header('x-route', 'made by the route').header('cache-control', 'public, max-age=60')
@@ -28,6 +29,7 @@ t.test('headers set for this request before the cache looked are neither stored 
     t.equal(hit.headers['x-route'], 'made by the route', 'what the route made is stored')
     t.equal(hit.headers['cache-control'], 'public, max-age=60', 'a header the route changed is the route\'s')
     t.equal(hit.headers.vary, 'origin, x-theme')
+    t.same(hit.headers['x-list'], ['a', 'b'], 'a repeated header set before the lookup is this request\'s')
   }
 })
 

@@ -133,3 +133,25 @@ t.test('concurrent requests with different values: each gets its own page; the s
   t.equal(en?.body, 'lang en', 'not the leader\'s French page')
   t.equal(runs, 2, 'the second French request collapsed on the first; the English one computed its own')
 })
+
+t.test('a variant whose response came to vary on more headers: a request it does not fit computes its own', async (t) => {
+  const app = await build(t, { redis, cache: { prefix: `${redis.prefix}vary-more:` } })
+  let runs = 0
+  app.get('/v', { config: { cache: { ttl: 60 } } }, async (request, reply) => {
+    runs++
+    // For x-a: b, the page also depends on x-b.
+    reply.header('vary', request.headers['x-a'] === 'b' ? 'x-a, x-b' : 'x-a')
+    return `a=${String(request.headers['x-a'])} b=${String(request.headers['x-b'])}`
+  })
+  const get = async (headers: Record<string, string>) => await app.inject({ url: '/v', headers })
+  t.equal((await get({ 'x-a': 'a' })).headers['x-cache'], 'MISS')
+  t.equal((await get({ 'x-a': 'b', 'x-b': '1' })).body, 'a=b b=1')
+  const other = await get({ 'x-a': 'b', 'x-b': '2' })
+  t.equal(other.body, 'a=b b=2', 'not the x-b: 1 page found in its variant')
+  t.equal(other.headers['x-cache'], 'MISS')
+  t.match(other.headers['cache-status'], /fwd=vary-miss/)
+  t.equal(runs, 3)
+  const again = await get({ 'x-a': 'b', 'x-b': '2' })
+  t.equal(again.headers['x-cache'], 'HIT')
+  t.equal(again.body, 'a=b b=2')
+})
