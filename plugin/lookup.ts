@@ -169,7 +169,7 @@ export class PageLookup {
     let entry = read?.value === undefined ? undefined : engine.pages.decode(read.value, log)
     if (entry !== undefined && !fits(entry.varyOn, request)) {
       // Made for other values of the headers its response varies on: this request's response lives in its own variant.
-      if (lockToken !== undefined) engine.locks.unlock(key.storeKey, key.variant, lockToken, log)
+      // (No lock was taken by this read: a store takes one only on a missing value.)
       if (!followed) return { follow: varyVariant(key.variant, entry.varyOn as VaryOn, request), state: EMPTY_STATE }
       entry = undefined
       lockToken = undefined
