@@ -7,6 +7,7 @@ import { normalizeRouteOptions } from '../../plugin/options.js'
 import { RefreshAhead, xfetch } from '../../plugin/refresh-ahead.js'
 import { REFRESH_HEADER } from '../../plugin/refresh.js'
 import { build } from '../helpers/app.js'
+import { fakeClock, latch, type Latch } from '../helpers/clock.js'
 import { redisForFile } from '../helpers/redis.js'
 
 // Time and chance are the test's: Date.now and Math.random are replaced, so that "close to expiry" is a clock the test
@@ -15,22 +16,9 @@ import { redisForFile } from '../helpers/redis.js'
 const { redis } = await redisForFile(t)
 const ONE_OVER_E = Math.exp(-1)
 
-interface Latch {
-  promise: Promise<void>
-  release: () => void
-}
-
-function latch (): Latch {
-  let release!: () => void
-  const promise = new Promise<void>((resolve) => { release = resolve })
-  return { promise, release }
-}
-
 function fakeTime (t: Test): { advance: (ms: number) => void } {
-  let now = 1_800_000_000_000
-  t.capture(Date, 'now', () => now)
   t.capture(Math, 'random', () => ONE_OVER_E)
-  return { advance: (ms) => { now += ms } }
+  return fakeClock(t)
 }
 
 /**

@@ -1,32 +1,15 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyCache from '../../plugin/index.js'
 import { REFRESH_HEADER } from '../../plugin/refresh.js'
 import { build, type LogLine } from '../helpers/app.js'
+import { fakeClock, latch, type Latch } from '../helpers/clock.js'
 import { redisForFile } from '../helpers/redis.js'
 
 // Time is the test's: Date.now is replaced, so a page is made stale by moving the clock, not by waiting. (Redis keeps
 // the entries by its own clock, for ttl + grace, far longer than any test.) The soft timeouts are real timers, but each
 // one fires while the handler it races is held on a latch the test releases: the order of events is fixed.
 const { redis, client } = await redisForFile(t)
-
-interface Latch {
-  promise: Promise<void>
-  release: () => void
-}
-
-function latch (): Latch {
-  let release!: () => void
-  const promise = new Promise<void>((resolve) => { release = resolve })
-  return { promise, release }
-}
-
-/** A clock the test moves: Date.now for the duration of one test. */
-function fakeClock (t: Test): { advance: (ms: number) => void } {
-  let now = 1_800_000_000_000
-  t.capture(Date, 'now', () => now)
-  return { advance: (ms) => { now += ms } }
-}
 
 /** `next()` resolves when the next background refresh of `app` has sent its response (and so written its page). */
 function refreshWatcher (app: FastifyInstance): { next: () => Promise<void> } {
