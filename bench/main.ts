@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick] [--profile=<server,…>] [--only=<case,…>] [--strict]`: fastify-cache against the limits of
 // its own stack. Every figure that matters is a ratio of two cases measured in the same run: the median, over
 // alternating rounds, of the per-round ratios. Each server runs in its own child process (bench/server.ts); this
-// process is the load generator (autocannon) and never serves anything. See bench/README.md.
+// process drives the load (autocannon, then wrk when installed) and never serves anything. See bench/README.md.
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
@@ -23,6 +23,7 @@ import {
   codingBytesTable, codingGoalHolds, svgChart, textTable, type CaseSummary, type CodingBytes, type Comparison, type RedisBytes,
   type StampedeSummary, type Verdict
 } from './report.js'
+import { wrkAvailable, wrkLoad, type WrkResult } from './wrk.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const CONNECTIONS = 50
@@ -32,7 +33,11 @@ const STAMPEDE_HANDLER_MS = 100
 const AHEAD_TTL_S = 2
 const AHEAD_HANDLER_MS = 100
 const AHEAD_MIN_DURATION_S = 4
-const AHEAD_MIN_P99_RATIO = 2
+const AHEAD_WARMUP_S = 1
+/** The spike, as the slowest request of a round: without refresh-ahead ÷ with it. */
+const AHEAD_MIN_MAX_RATIO = 2
+/** A request of the refresh-ahead case this slow waited on a handler run (half the handler's time). */
+const AHEAD_SLOW_MS = AHEAD_HANDLER_MS / 2
 
 // ---------------------------------------------------------------------------------------------------------------
 // Settings
@@ -46,6 +51,8 @@ interface Settings {
   profile: Set<string>
   only: Set<string> | undefined
   strict: boolean
+  /** Each round measured by wrk too (unless --no-wrk, or wrk is not installed). */
+  wrk: boolean
 }
 
 function parseArgs (argv: string[]): Settings {
@@ -78,7 +85,8 @@ function parseArgs (argv: string[]): Settings {
     stampedeRounds: number('stampede-rounds', 3),
     profile: list('profile') ?? new Set(),
     only: list('only'),
-    strict: argv.includes('--strict')
+    strict: argv.includes('--strict'),
+    wrk: !argv.includes('--no-wrk') && wrkAvailable()
   }
 }
 
@@ -136,13 +144,14 @@ interface ComparisonSpec {
 const COMPARISONS: ComparisonSpec[] = [
   { caseId: 'ioredis', vsId: 'constant' },
   { caseId: 'plugin-hit', vsId: 'ioredis', min: 1.0 },
-  { caseId: 'plugin-hit', vsId: 'acd', min: 0.95 },
-  { caseId: 'plugin-l1', vsId: 'constant', min: 0.90 },
+  { caseId: 'plugin-hit', vsId: 'acd', min: 1.0 },
+  { caseId: 'plugin-l1', vsId: 'constant', min: 0.95 },
   { caseId: 'plugin-l1', vsId: 'bento', min: 1.5 },
   { caseId: 'acd', vsId: 'ioredis' },
   { caseId: 'bento', vsId: 'constant' },
-  { caseId: 'miss-plugin', vsId: 'miss-bare', min: 0.80 },
-  { caseId: 'miss-plugin', vsId: 'miss-ioredis' },
+  // Issue 12's target is against the Redis floor of a miss; against no cache at all, it is shown for information.
+  { caseId: 'miss-plugin', vsId: 'miss-ioredis', min: 0.80 },
+  { caseId: 'miss-plugin', vsId: 'miss-bare' },
   { caseId: 'miss-process', vsId: 'miss-plugin' },
   { caseId: 'miss-ioredis', vsId: 'miss-bare' },
   { caseId: 'miss-bare', vsId: 'constant' },
@@ -325,13 +334,15 @@ interface RoundResult {
   redisCommandsPerReq: number
   /** Cache counters during the round, for the cases on the plugin. */
   cache?: { hits: number, misses: number, writes: number, errors: number }
+  /** The same case loaded by wrk right after autocannon, in the same round. */
+  wrk?: WrkResult
 }
 
 let uniqueCounter = 0
 const RUN_TAG = randomBytes(4).toString('hex')
 
 async function load (
-  c: LoadCase, server: BenchServer, durationS: number, onTick: () => void
+  c: LoadCase, server: BenchServer, durationS: number, onTick: () => void, onResponse?: (ms: number) => void
 ): Promise<autocannon.Result> {
   const options: autocannon.Options = { url: server.url + c.path, connections: CONNECTIONS, duration: durationS }
   if (c.headers !== undefined) options.headers = c.headers
@@ -346,6 +357,7 @@ async function load (
       else resolve(result)
     })
     instance.on('tick', onTick)
+    if (onResponse !== undefined) instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => onResponse(ms))
   })
 }
 
@@ -360,7 +372,7 @@ async function redisCounters (client: Redis): Promise<{ cpuUs: number, commands:
 }
 
 async function measure (
-  c: LoadCase, server: BenchServer, redis: Redis, round: number, durationS: number, onTick: () => void
+  c: LoadCase, server: BenchServer, redis: Redis, round: number, durationS: number, onTick: () => void, withWrk: boolean
 ): Promise<RoundResult> {
   const before = await server.stats()
   const redisBefore = await redisCounters(redis)
@@ -391,6 +403,11 @@ async function measure (
       writes: after.cache.writes - before.cache.writes,
       errors: after.cache.errors - before.cache.errors
     }
+  }
+  if (withWrk) {
+    const { url } = server
+    const uniquePrefix = c.uniqueQuery === true ? `${RUN_TAG}-w${uniqueCounter++}-` : undefined
+    round_.wrk = await wrkLoad({ url, path: c.path, headers: c.headers, uniquePrefix, connections: CONNECTIONS, durationS })
   }
   return round_
 }
@@ -573,6 +590,10 @@ async function codingBytes (
 interface AheadLoad {
   p50Ms: number
   p99Ms: number
+  /** The slowest request of the round: the spike, when one request or fifty waited on a handler run. */
+  maxMs: number
+  /** Requests that took at least AHEAD_SLOW_MS: those that waited on a handler run. */
+  slow: number
   requests: number
   failed: number
   handlerRuns: number
@@ -588,13 +609,19 @@ interface AheadRound {
 
 /** Steady load on the hot page across its expiries: latency, and how often (and how many at once) the handler ran. */
 async function aheadLoad (server: BenchServer, durationS: number, onTick: () => void): Promise<AheadLoad> {
-  const before = await server.stats(true)
   const c: LoadCase = { id: server.name, label: server.name, server: server.name, path: '/page', xCache: null, page: true }
-  const result = await load(c, server, durationS, onTick)
+  // Unmeasured: the page expired while the other server was loaded, and nothing refreshes a page nobody asks for.
+  // The measured load starts on a page that is hot (and, with refresh-ahead, kept so), as in steady traffic.
+  await load(c, server, AHEAD_WARMUP_S, () => {})
+  const before = await server.stats(true)
+  let slow = 0
+  const result = await load(c, server, durationS, onTick, (ms) => { if (ms >= AHEAD_SLOW_MS) slow++ })
   const after = await server.stats()
   return {
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
+    maxMs: result.latency.max,
+    slow,
     requests: result.requests.total,
     failed: result.errors + result.timeouts + result.non2xx,
     handlerRuns: (after.handlerRuns[''] ?? 0) - (before.handlerRuns[''] ?? 0),
@@ -612,16 +639,21 @@ async function aheadRound (on: BenchServer, off: BenchServer, round: number, dur
   return { round, on: await aheadLoad(on, durationS, onTick), off: measuredOff }
 }
 
+// At 50 connections one expiry delays about fifty requests of tens of thousands: p99 does not see it. The slowest
+// request of each round does, and the count of requests that waited on a handler run says how many it hit.
 function aheadSummary (rounds: AheadRound[], durationS: number): { text: string, ratio: number, verdict: Verdict } {
-  const ratio = median(rounds.map((r) => r.off.p99Ms / r.on.p99Ms))
+  const ratio = median(rounds.map((r) => r.off.maxMs / r.on.maxMs))
   const maxRunning = Math.max(...rounds.map((r) => Math.max(r.on.maxRunning, r.off.maxRunning)))
-  const verdict: Verdict = ratio >= AHEAD_MIN_P99_RATIO && maxRunning === 1 ? 'PASS' : 'FAIL'
-  const runs = (side: 'on' | 'off'): string => rounds.map((r) => r[side].handlerRuns).join(', ')
+  const verdict: Verdict = ratio >= AHEAD_MIN_MAX_RATIO && maxRunning === 1 ? 'PASS' : 'FAIL'
+  const each = (side: 'on' | 'off', field: 'handlerRuns' | 'slow'): string => rounds.map((r) => r[side][field]).join(', ')
+  const mid = (side: 'on' | 'off', field: 'p99Ms' | 'maxMs'): string => fmtMs(median(rounds.map((r) => r[side][field])))
   const text = `9  refresh-ahead, steady load across expiries (ttl ${AHEAD_TTL_S} s, handler ${AHEAD_HANDLER_MS} ms, ` +
     `${CONNECTIONS} connections, ${durationS} s per round):\n` +
-    `   p99 with refreshAhead ${fmtMs(median(rounds.map((r) => r.on.p99Ms)))} ms, without ` +
-    `${fmtMs(median(rounds.map((r) => r.off.p99Ms)))} ms; without ÷ with ${ratio.toFixed(2)} (≥ ${AHEAD_MIN_P99_RATIO}) ${verdict}\n` +
-    `   handler runs per round: with ${runs('on')}; without ${runs('off')}; most at once ${maxRunning} (= 1)`
+    `   slowest request with refreshAhead ${mid('on', 'maxMs')} ms, without ${mid('off', 'maxMs')} ms; ` +
+    `without ÷ with ${ratio.toFixed(2)} (≥ ${AHEAD_MIN_MAX_RATIO}) ${verdict}\n` +
+    `   requests of ${AHEAD_SLOW_MS} ms or more per round: with ${each('on', 'slow')}; without ${each('off', 'slow')}\n` +
+    `   p99 with ${mid('on', 'p99Ms')} ms, without ${mid('off', 'p99Ms')} ms\n` +
+    `   handler runs per round: with ${each('on', 'handlerRuns')}; without ${each('off', 'handlerRuns')}; most at once ${maxRunning} (= 1)`
   return { text, ratio, verdict }
 }
 
@@ -694,7 +726,8 @@ export async function main (argv: string[]): Promise<number> {
     }
     const serverNames: ServerCase[] = [...selected.map((c) => c.server), ...(runStampede ? ['stampede' as const] : []),
       ...(runAhead ? ['ahead-on' as const, 'ahead-off' as const] : [])]
-    const plannedS = selected.length * (settings.warmupS + settings.rounds * settings.durationS)
+    const loadsPerRound = settings.wrk ? 2 : 1
+    const plannedS = selected.length * (settings.warmupS + settings.rounds * settings.durationS * loadsPerRound)
     bar.start(plannedS + serverNames.length + (runStampede ? settings.stampedeRounds : 0), 0, { stage: 'starting servers' })
     // Progress in seconds of load: autocannon ticks every second, and each run ends exactly on its share.
     let done = 0
@@ -719,7 +752,7 @@ export async function main (argv: string[]): Promise<number> {
     }
     const cases = selected.filter((c) => !unavailable.has(c.id))
     if (unavailable.has('stampede')) throw new Error(`the stampede server cannot run: ${unavailable.get('stampede') ?? ''}`)
-    bar.setTotal(cases.length * (settings.warmupS + settings.rounds * settings.durationS) + serverNames.length +
+    bar.setTotal(cases.length * (settings.warmupS + settings.rounds * settings.durationS * loadsPerRound) + serverNames.length +
       (runStampede ? settings.stampedeRounds : 0))
     const serverOf = (c: LoadCase): BenchServer => servers.get(c.server) as BenchServer
 
@@ -745,8 +778,8 @@ export async function main (argv: string[]): Promise<number> {
       const order = round % 2 === 0 ? cases : [...cases].reverse()
       for (const c of order) {
         bar.update({ stage: `round ${round + 1}/${settings.rounds} ${c.id}` })
-        results.get(c.id)?.push(await measure(c, serverOf(c), info, round, settings.durationS, ticker(settings.durationS)))
-        step(settings.durationS)
+        results.get(c.id)?.push(await measure(c, serverOf(c), info, round, settings.durationS, ticker(settings.durationS), settings.wrk))
+        step(settings.durationS * loadsPerRound)
       }
     }
 
@@ -798,6 +831,7 @@ export async function main (argv: string[]): Promise<number> {
         p50Ms: median(rounds.map((r) => r.p50Ms)),
         p99Ms: median(rounds.map((r) => r.p99Ms)),
         serverCpuUsPerReq: median(rounds.map((r) => r.serverCpuUsPerReq)),
+        wrkReqPerSec: settings.wrk ? median(rounds.map((r) => r.wrk?.reqPerSec ?? NaN)) : undefined,
         redisCpuUsPerReq: median(rounds.map((r) => r.redisCpuUsPerReq)),
         redisCommandsPerReq: median(rounds.map((r) => r.redisCommandsPerReq))
       }
@@ -817,8 +851,12 @@ export async function main (argv: string[]): Promise<number> {
       const perRound = mine.map((r, i) => r.reqPerSec / (theirs[i]?.reqPerSec ?? NaN))
       const ratio = median(perRound)
       const cpuRatio = median(mine.map((r, i) => (theirs[i]?.serverCpuUsPerReq ?? NaN) / r.serverCpuUsPerReq))
-      const verdict: Verdict = spec.min === undefined ? 'INFO' : ratio >= spec.min ? 'PASS' : 'FAIL'
-      return [{ caseId: spec.caseId, vsId: spec.vsId, vsLabel, ratio, rounds: perRound, cpuRatio, min: spec.min, verdict }]
+      const wrkRounds = mine.map((r, i) => (r.wrk?.reqPerSec ?? NaN) / (theirs[i]?.wrk?.reqPerSec ?? NaN))
+      const wrkRatio = settings.wrk ? median(wrkRounds) : undefined
+      // A target holds only when it holds under both load generators.
+      const holds = (n: number | undefined): boolean => n === undefined || n >= (spec.min ?? 0)
+      const verdict: Verdict = spec.min === undefined ? 'INFO' : holds(ratio) && holds(wrkRatio) ? 'PASS' : 'FAIL'
+      return [{ caseId: spec.caseId, vsId: spec.vsId, vsLabel, ratio, rounds: perRound, cpuRatio, wrkRatio, wrkRounds: settings.wrk ? wrkRounds : undefined, min: spec.min, verdict }]
     })
     let stampede: StampedeSummary | undefined
     if (stampedeRounds.length > 0) {
@@ -840,6 +878,7 @@ export async function main (argv: string[]): Promise<number> {
     for (const [id, rounds] of results) {
       for (const r of rounds) {
         if (r.errors > 0 || r.non2xx > 0) warnings.push(`${id} round ${r.round + 1}: ${r.errors} errors, ${r.non2xx} non-2xx`)
+        if ((r.wrk?.failed ?? 0) > 0) warnings.push(`${id} round ${r.round + 1}: ${r.wrk?.failed ?? 0} failed requests under wrk`)
         if (r.cache !== undefined && (id === 'plugin-hit' || id === 'blog-cached' || id === 'coding-hit-br') && r.cache.misses > 0) {
           warnings.push(`${id} round ${r.round + 1}: ${r.cache.misses} misses (lookup timeouts: ${r.cache.errors}) among ${r.cache.hits} hits`)
         }
@@ -848,6 +887,7 @@ export async function main (argv: string[]): Promise<number> {
         }
       }
     }
+    if (!settings.wrk) warnings.push('wrk did not run (--no-wrk, or not installed): each verdict rests on autocannon alone')
     const busy = cpus().length * 0.5
     if (loadBefore > busy) {
       warnings.push(`the machine was busy before the run (1-minute load average ${loadBefore.toFixed(2)} on ` +
@@ -925,7 +965,7 @@ export async function main (argv: string[]): Promise<number> {
         : { ...codings, rows: codings.rows.map((row) => ({ ...row, goalHolds: codingGoalHolds(row) })), table: codingTable },
       refreshAhead: ahead === undefined
         ? undefined
-        : { ttlS: AHEAD_TTL_S, handlerMs: AHEAD_HANDLER_MS, durationS: aheadDurationS, p99Ratio: ahead.ratio, verdict: ahead.verdict, rounds: aheadRounds },
+        : { ttlS: AHEAD_TTL_S, handlerMs: AHEAD_HANDLER_MS, durationS: aheadDurationS, maxRatio: ahead.ratio, verdict: ahead.verdict, rounds: aheadRounds },
       warnings,
       profiles,
       unavailable: Object.fromEntries(unavailable),

@@ -9,6 +9,8 @@ export interface CaseSummary {
   p99Ms: number | undefined
   /** Server CPU (user + system) per response, in microseconds. */
   serverCpuUsPerReq: number | undefined
+  /** req/s of the same rounds under wrk; undefined when wrk did not run. */
+  wrkReqPerSec?: number
   /** Redis CPU per response, in microseconds, and Redis commands per response. */
   redisCpuUsPerReq: number | undefined
   redisCommandsPerReq: number | undefined
@@ -30,6 +32,9 @@ export interface Comparison {
    * response is in the server process, whoever else had the CPU. For information; the verdict is on req/s.
    */
   cpuRatio?: number
+  /** The same ratio under wrk (median of its per-round ratios); undefined when wrk did not run. */
+  wrkRatio?: number
+  wrkRounds?: number[]
   /** The target, as `ratio >= min`; undefined for a ratio shown for information (a ceiling). */
   min: number | undefined
   verdict: Verdict
@@ -61,28 +66,29 @@ function pad (text: string, width: number, right = false): string {
 }
 
 export function textTable (cases: CaseSummary[], comparisons: Comparison[], stampede: StampedeSummary | undefined): string {
-  const header = ['case', 'req/s', 'p50 ms', 'p99 ms', 'node µs', 'redis µs', 'cmd/req', 'ratio', 'compared with', 'target', 'result']
-  const widths = [32, 7, 6, 6, 7, 8, 7, 6, 26, 6, 6]
-  const right = [false, true, true, true, true, true, true, true, false, false, false]
+  const header = ['case', 'req/s', 'wrk req/s', 'p50 ms', 'p99 ms', 'node µs', 'redis µs', 'cmd/req', 'ratio', 'wrk', 'compared with', 'target', 'result']
+  const widths = [32, 7, 9, 6, 6, 7, 8, 7, 6, 5, 26, 6, 6]
+  const right = [false, true, true, true, true, true, true, true, true, true, false, false, false]
   const rows: string[][] = []
   for (const c of cases) {
     const mine = comparisons.filter((comparison) => comparison.caseId === c.id)
     const first = mine[0]
     const cells = (comparison: Comparison | undefined): string[] => comparison === undefined
-      ? ['—', '', '', '']
+      ? ['—', '', '', '', '']
       : [
           fmt.ratio(comparison.ratio),
+          comparison.wrkRatio === undefined ? '' : fmt.ratio(comparison.wrkRatio),
           '÷ ' + comparison.vsLabel,
           comparison.min === undefined ? '' : '≥ ' + comparison.min.toFixed(2),
           comparison.verdict === 'INFO' ? '' : comparison.verdict
         ]
-    rows.push([c.label, fmt.int(c.reqPerSec), fmt.ms(c.p50Ms), fmt.ms(c.p99Ms), fmt.int(c.serverCpuUsPerReq),
-      fmt.int(c.redisCpuUsPerReq), fmt.cmds(c.redisCommandsPerReq), ...cells(first)])
-    for (const more of mine.slice(1)) rows.push(['', '', '', '', '', '', '', ...cells(more)])
+    rows.push([c.label, fmt.int(c.reqPerSec), c.wrkReqPerSec === undefined ? '' : fmt.int(c.wrkReqPerSec), fmt.ms(c.p50Ms),
+      fmt.ms(c.p99Ms), fmt.int(c.serverCpuUsPerReq), fmt.int(c.redisCpuUsPerReq), fmt.cmds(c.redisCommandsPerReq), ...cells(first)])
+    for (const more of mine.slice(1)) rows.push(['', '', '', '', '', '', '', '', ...cells(more)])
   }
   if (stampede !== undefined) {
-    rows.push([stampede.label, '', fmt.ms(stampede.p50Ms), fmt.ms(stampede.p99Ms), '', '', '',
-      String(Math.max(...stampede.runs)), 'handler runs (max of rounds)', '= 1', stampede.verdict])
+    rows.push([stampede.label, '', '', fmt.ms(stampede.p50Ms), fmt.ms(stampede.p99Ms), '', '', '',
+      String(Math.max(...stampede.runs)), '', 'handler runs (max of rounds)', '= 1', stampede.verdict])
   }
   const line = (cells: string[]): string =>
     cells.map((cell, i) => pad(cell, widths[i] ?? 0, right[i] ?? false)).join('  ').trimEnd()
@@ -131,7 +137,9 @@ export function svgChart (
   const rows: Array<{ label: string, fraction: number | undefined, text: string, verdict: Verdict }> = targets.map((t) => ({
     label: `${cases.find((c) => c.id === t.caseId)?.label ?? t.caseId} ÷ ${t.vsLabel}`,
     fraction: t.ratio === undefined || t.min === undefined ? undefined : t.ratio / t.min,
-    text: t.ratio === undefined ? `N/A (target ≥ ${t.min?.toFixed(2) ?? ''})` : `${fmt.ratio(t.ratio)} (≥ ${t.min?.toFixed(2) ?? ''}) ${t.verdict}`,
+    text: t.ratio === undefined
+      ? `N/A (target ≥ ${t.min?.toFixed(2) ?? ''})`
+      : `${fmt.ratio(t.ratio)}${t.wrkRatio === undefined ? '' : `, wrk ${fmt.ratio(t.wrkRatio)}`} (≥ ${t.min?.toFixed(2) ?? ''}) ${t.verdict}`,
     verdict: t.verdict
   }))
   if (stampede !== undefined) {

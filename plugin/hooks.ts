@@ -177,7 +177,8 @@ export class RouteCache {
         // What the reply carries now was set for this request by the hooks before this one: not the route's to store.
         outcome.miss.atLookup = reply.getHeaders()
         request[kCacheMiss] = { route: this, miss: outcome.miss }
-        outcome.miss.route = request.routeOptions.url
+        // For the metrics, should another context answer (callNotFound); Fastify builds routeOptions on each read.
+        if (engine.counters.observed) outcome.miss.route = request.routeOptions.url
         outcome.miss.compute = startCompute(engine.observers, request, key)
         return undefined
     }

@@ -69,7 +69,7 @@ export function decide (entry: PageEntry | undefined, now: number, route: Normal
   return -freshMs < route.graceMs ? 'grace' : 'miss'
 }
 
-const EMPTY_STATE: ReadState = { answered: true, version: undefined, lock: undefined, lockToken: undefined, stale: undefined }
+const EMPTY_STATE: Readonly<ReadState> = Object.freeze({ answered: true, version: undefined, lock: undefined, lockToken: undefined, stale: undefined, now: undefined })
 
 /** What the store read left for the rest of the lookup. */
 interface ReadState {
@@ -79,6 +79,8 @@ interface ReadState {
   lock: FieldRead['lock']
   lockToken: string | undefined
   stale: PageEntry | undefined
+  /** The store's clock at the read, when the read gave it. */
+  now: number | undefined
 }
 
 /** The lookup of one cached route: L1, then the store, then the computations under way, here and in the fleet. */
@@ -111,7 +113,7 @@ export class PageLookup {
     const generation = engine.invalidation.generation
     // A GET that may store its response locks a missing page fleet-wide in the lookup's round trip.
     const fleet = engine.options.singleFlight === 'fleet' && request.method === 'GET' && key.storable
-    let state: ReadState = { answered: true, version: undefined, lock: undefined, lockToken: undefined, stale: undefined }
+    let state: ReadState = EMPTY_STATE
     if (!force) {
       const local = l1Checked ? undefined : this.fromL1(key, request)
       if (local !== undefined) return { kind: 'hit', entry: local, from: 'l1' }
@@ -175,7 +177,7 @@ export class PageLookup {
       lockToken = undefined
       lock = undefined
     }
-    const state: ReadState = { answered: read !== undefined, version: read?.version, lock, lockToken, stale: undefined }
+    const state: ReadState = { answered: read !== undefined, version: read?.version, lock, lockToken, stale: undefined, now: read?.now }
     const decision = decide(entry, Date.now(), this.#route)
     if (decision === 'hit') {
       // Not when a purge ran during the lookup: the entry may be what it removed. (`read` is set: the entry is its value.)
@@ -207,7 +209,7 @@ export class PageLookup {
     const flight = engine.flights.has(id) ? undefined : engine.flights.start(id)
     // Pages note when they began, by the store's clock, alongside the lock when there is one. Every page: its handler
     // may tag it (reply.cacheTags), and a tag invalidated while it ran must keep it out.
-    const clock = !state.answered ? undefined : engine.pages.now(log)
+    const clock = !state.answered ? undefined : state.now ?? engine.pages.now(log)
     let { lockToken, version } = state
     // (A lock claimed at the read is held only when no flight existed, and nothing awaited since: this request leads.)
     if (flight !== undefined && fleet && lockToken === undefined && state.answered && state.lock !== undefined) {

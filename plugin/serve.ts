@@ -13,7 +13,7 @@ import type { CacheCounters } from './stats.js'
  */
 export function mark (
   reply: FastifyReply, engine: { counters: CacheCounters, options: NormalizedOptions }, event: CacheEvent,
-  route = reply.request.routeOptions.url
+  route?: string
 ): void {
   if (engine.options.xCache) reply.header('x-cache', event.label)
   if (engine.options.cacheStatus) reply.header('cache-status', cacheStatusOf(event))
@@ -22,7 +22,8 @@ export function mark (
   else if (event.label === 'MISS') counters.miss()
   else if (event.label === 'STALE') counters.stale()
   else counters.bypass()
-  if (counters.observed) counters.response({ route: route as string, label: event.label, from: event.from })
+  // Fastify builds `routeOptions` anew on each read: only when someone listens.
+  if (counters.observed) counters.response({ route: route ?? reply.request.routeOptions.url as string, label: event.label, from: event.from })
 }
 
 /**
@@ -36,17 +37,30 @@ export function restore (reply: FastifyReply, entry: PageEntry, coding: Coding |
     if (name === 'vary') continue
     reply.header(name, headers[name])
   }
-  const vary = mergedVary(reply.getHeader('vary'), headers.vary, entry.encoded !== undefined)
+  const vary = mergedVary(reply.getHeader('vary'), entry)
   if (vary !== '') reply.header('vary', vary)
   if (coding !== undefined) reply.header('content-encoding', coding)
   reply.header('etag', etagFor(entry.etag, coding))
   reply.header('age', String(Math.max(0, Math.floor((Date.now() - entry.createdAt) / 1000))))
 }
 
+/** An entry's own Vary as served when the reply has none yet (the common case): made once per entry, not per hit. */
+const entryVary = new WeakMap<PageEntry, string>()
+
 /** The reply's own Vary names, the stored ones, and accept-encoding for a page stored compressed. */
-function mergedVary (current: unknown, stored: unknown, encoded: boolean): string {
-  const names = new Set([...varyNames(current), ...varyNames(stored)])
-  if (encoded) names.add('accept-encoding')
+function mergedVary (current: unknown, entry: PageEntry): string {
+  if (current !== undefined) return joinedVary(current, entry)
+  let vary = entryVary.get(entry)
+  if (vary === undefined) {
+    vary = joinedVary(undefined, entry)
+    entryVary.set(entry, vary)
+  }
+  return vary
+}
+
+function joinedVary (current: unknown, entry: PageEntry): string {
+  const names = new Set([...varyNames(current), ...varyNames(entry.headers.vary)])
+  if (entry.encoded !== undefined) names.add('accept-encoding')
   return [...names].join(', ')
 }
 

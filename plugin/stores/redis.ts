@@ -43,7 +43,8 @@ end`
 
 // Reads variants and locks the missing ones, atomically; many lookups in one call (a batch, see Batcher). Per key,
 // ARGV holds 4 values: field, token, lock ttl ms, '1' to take only an expired lock. Per key, it returns
-// value, version, state: state 0 free, 1 held, 2 taken, 3 foreign (nothing is locked on foreign data).
+// value, version, state, and the store's clock (so that a miss needs no call of its own to read it): state 0 free,
+// 1 held, 2 taken, 3 foreign (nothing is locked on foreign data).
 const GET_OR_LOCK = `#!lua flags=allow-oom
 ${LOCKS}
 local function getOrLock (key, field, token, ttl, takeOverOnly, now)
@@ -63,6 +64,7 @@ for i, key in ipairs(KEYS) do
   out[#out + 1] = value
   out[#out + 1] = version
   out[#out + 1] = state
+  out[#out + 1] = now
 end
 return out`
 
@@ -424,8 +426,8 @@ export class RedisStore implements PageStore {
   private readWithoutLocks (ops: BatchOp[]): void {
     for (const op of ops) {
       this.direct.hmgetBuffer(op.key, op.args[0] as string, VERSION_FIELD).then(
-        ([value, version]) => op.resolve([value, version, 0]),
-        (err: unknown) => { if (isWrongType(err)) op.resolve([null, null, 3]); else op.reject(err) })
+        ([value, version]) => op.resolve([value, version, 0, null]),
+        (err: unknown) => { if (isWrongType(err)) op.resolve([null, null, 3, null]); else op.reject(err) })
     }
   }
 
@@ -456,15 +458,16 @@ export class RedisStore implements PageStore {
     let value: Buffer | null | undefined
     let version: Buffer | null | undefined
     let state = -1
+    let now: number | null = null
     if (lock === undefined) {
       const found = await wrongTypeIsMissing(this.direct.hmgetBuffer(key, field, VERSION_FIELD))
       // Foreign data carries no lock: the caller computes without one, and its write replaces the key.
       if (found === undefined) return { value: undefined, version: 0, foreign: true }
       ;[value, version] = found
     } else {
-      const locked = await this.batched(scripts.getOrLock, 3, key,
-        [field, lock.token, storeTtlMs(lock.ttlMs), lock.takeOverOnly === true ? '1' : ''], false) as [Buffer | null, Buffer | null, number]
-      ;[value, version, state] = locked
+      const locked = await this.batched(scripts.getOrLock, 4, key,
+        [field, lock.token, storeTtlMs(lock.ttlMs), lock.takeOverOnly === true ? '1' : ''], false) as [Buffer | null, Buffer | null, number, number | null]
+      ;[value, version, state, now] = locked
       if (state === 3) return { value: undefined, version: 0, foreign: true }
     }
     // A version that is not a number was not written by us: read it as 0; the next write replaces the key.
@@ -473,6 +476,7 @@ export class RedisStore implements PageStore {
       ? { value: value ?? undefined, version: parsed }
       : { value: undefined, version: 0, foreign: true }
     if (state !== -1 && read.foreign !== true) read.lock = state === 2 ? 'taken' : state === 1 ? 'held' : 'free'
+    if (now !== null) read.now = now
     return read
   }
 

@@ -69,6 +69,8 @@ export interface FieldRead {
   version: number
   /** Only when a lock was asked for: taken (now the caller's), held (by another, live) or free (the variant is stored). */
   lock?: 'taken' | 'held' | 'free'
+  /** The store's clock at the read, in ms, when the store gives it with a lock: a miss need not ask for it again. */
+  now?: number
 }
 
 /** A fleet-wide lock on one variant: an unguessable token, and how long it lives unless released. */

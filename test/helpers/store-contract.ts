@@ -1,5 +1,5 @@
 import type { Test } from 'tap'
-import type { CacheStore, PageStore } from '../../plugin/index.js'
+import type { CacheStore, FieldRead, PageStore } from '../../plugin/index.js'
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -74,6 +74,22 @@ export function runValueStoreContract (t: Test, name: string, createStore: Creat
       t.equal(await store.delete([]), 0)
     })
   })
+}
+
+/**
+ * A locking read without its optional `now`, once that is checked: the store's clock in whole milliseconds, no later
+ * than a reading of the store's clock taken after it (when the store has one).
+ */
+function clockless (t: Test, read: FieldRead, store: PageStore): FieldRead {
+  const { now, ...rest } = read
+  if (now !== undefined) {
+    t.ok(Number.isSafeInteger(now) && now > 0, 'a read gives the store clock in whole ms')
+    if (typeof store.now === 'function') {
+      const later = store.now()
+      t.resolveMatch(later.then((ms) => ms >= now), true, 'the clock a read gives is not ahead of the store\'s')
+    }
+  }
+  return rest
 }
 
 /** The whole contract of a store that offers the page part too: the value part, then variants, versions and locks. */
@@ -194,7 +210,7 @@ export function runStoreContract (t: Test, name: string, createStore: CreateStor
     t.test('a missing variant is locked by the first reader only, and released by its write', async (t) => {
       const lock = (token: string): { token: string, ttlMs: number } => ({ token, ttlMs: 10_000 })
       const first = await store.getField(k('locked'), 'v', { lock: lock('process-a:1') })
-      t.same(first, { value: undefined, version: 0, lock: 'taken' })
+      t.same(clockless(t, first, store), { value: undefined, version: 0, lock: 'taken' })
       const second = await store.getField(k('locked'), 'v', { lock: lock('process-b:1') })
       t.equal(second.lock, 'held', 'a second reader sees the lock')
       t.equal(await store.lockField(k('locked'), 'v', lock('process-b:2')), false, 'and cannot take it')
@@ -205,7 +221,7 @@ export function runStoreContract (t: Test, name: string, createStore: CreateStor
       t.equal((await store.getField(k('locked'), 'v', { lock: lock('process-b:4') })).lock, 'held', "another's token does not unlock")
       t.equal(await store.setField(k('locked'), 'v', bytes('page'), { ttlMs: 10_000, maxFields: 10, ifVersion: 0, unlock: 'process-a:1' }), true)
       const after = await store.getField(k('locked'), 'v', { lock: lock('process-b:5') })
-      t.same(after, { value: bytes('page'), version: 0, lock: 'free' }, 'the write released its lock; a stored variant is not locked')
+      t.same(clockless(t, after, store), { value: bytes('page'), version: 0, lock: 'free' }, 'the write released its lock; a stored variant is not locked')
       t.equal(await store.lockField(k('locked'), 'v', lock('process-b:6')), true, 'a stored variant can be locked for a refresh')
       t.equal(await store.unlockField(k('locked'), 'v', 'process-a:1'), false, 'only by its holder')
       t.equal(await store.unlockField(k('locked'), 'v', 'process-b:6'), true)
