@@ -150,7 +150,7 @@ export class RouteCache {
       return
     }
     return this.#serve(request, reply, key,
-      await traceLookup(this.#engine.observers, request, key, async () => await this.#lookup.lookup(request, key, force, l1Checked)))
+      await traceLookup(this.#engine.observers, request, key, () => this.#lookup.lookup(request, key, force, l1Checked)))
   }
 
   /** Acts on an outcome: serves a hit or a stale page, or lets the handler run. */
@@ -177,8 +177,8 @@ export class RouteCache {
         // What the reply carries now was set for this request by the hooks before this one: not the route's to store.
         outcome.miss.atLookup = reply.getHeaders()
         request[kCacheMiss] = { route: this, miss: outcome.miss }
-        // For the metrics, should another context answer (callNotFound); Fastify builds routeOptions on each read.
-        if (engine.counters.observed) outcome.miss.route = request.routeOptions.url
+        // For metrics and traces, should another context answer (callNotFound).
+        outcome.miss.route = request.routeOptions.url
         outcome.miss.compute = startCompute(engine.observers, request, key)
         return undefined
     }

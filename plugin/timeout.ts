@@ -18,16 +18,12 @@ export function afterBudget (ms: number, onLate: () => void): () => void {
  * Rejects with FST_CACHE_TIMEOUT when `promise` takes longer than `ms`. Judged after the event loop has read the I/O
  * that arrived meanwhile (`afterBudget`), so an answer held up only by a busy process is not a timeout.
  */
-export async function withTimeout<T> (promise: Promise<T>, ms: number, operation: string): Promise<T> {
-  let cancel: (() => void) | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    cancel = afterBudget(ms, () => reject(new FST_CACHE_TIMEOUT(operation, ms)))
+export function withTimeout<T> (promise: Promise<T>, ms: number, operation: string): Promise<T> {
+  // One promise settled by whichever comes first: every lookup pays this, so no race of two promises.
+  return new Promise((resolve, reject) => {
+    const cancel = afterBudget(ms, () => reject(new FST_CACHE_TIMEOUT(operation, ms)))
+    promise.then((value) => { cancel(); resolve(value) }, (err: unknown) => { cancel(); reject(err) })
   })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    cancel?.()
-  }
 }
 
 /** Wraps a store call so that direct API calls reject with a coded error (FST_CACHE_TIMEOUT past `timeoutMs`). */

@@ -58,11 +58,18 @@ function contextOf (request: FastifyRequest, key: { storeKey: string, variant: s
  * Runs a page lookup inside the `fastify-cache:lookup` trace (start, end, asyncStart, asyncEnd; error never: a lookup
  * fails open) and times it for the observers. With nobody listening, it is the bare call.
  */
-export async function traceLookup (
+export function traceLookup (
+  observers: CacheObservers, request: FastifyRequest, key: RequestKey, lookup: () => Promise<Outcome>
+): Promise<Outcome> {
+  // Unobserved, the lookup's own promise: every request that reaches the store pays for any wrapper here.
+  if (!lookupChannel.hasSubscribers && !observers.active) return lookup()
+  return tracedLookup(observers, request, key, lookup)
+}
+
+async function tracedLookup (
   observers: CacheObservers, request: FastifyRequest, key: RequestKey, lookup: () => Promise<Outcome>
 ): Promise<Outcome> {
   const traced = lookupChannel.hasSubscribers
-  if (!traced && !observers.active) return await lookup()
   const context: LookupTraceContext = contextOf(request, key)
   const startedAt = performance.now()
   let outcome!: Outcome
