@@ -165,7 +165,7 @@ export class RouteCache {
           ? { label: 'HIT', from: 'coalesced', fwd: missOf(key) }
           : { label: 'HIT', from: outcome.from, freshMs: freshForMs(outcome.entry, Date.now()) })
         this.#refreshAhead?.onHit(request, key, outcome.entry)
-        return serveEntry(request, reply, engine.edge?.tagged(reply, key.storeKey, outcome.entry) ?? outcome.entry)
+        return serveEntry(request, reply, engine.edge?.tagged(reply, key.storeKey, outcome.entry) ?? outcome.entry, engine.l1)
       case 'stale':
         if (outcome.refresh) refreshInBackground(engine, request, key)
         mark(reply, engine, { label: 'STALE', fwd: 'stale', freshMs: freshForMs(outcome.entry, Date.now()) })

@@ -8,6 +8,8 @@ const ENTRY_OVERHEAD_BYTES = 256
 interface LocalEntry {
   entry: PageEntry
   version: number
+  /** The identity bytes of a page stored compressed, once a client that accepts no coding asked for them. */
+  identity?: Buffer
 }
 
 /** A `get`/`wrap`/`memoize` value, as JSON: parsed afresh for each caller, who may change what it is given. */
@@ -45,12 +47,15 @@ export class LocalTier {
   private drops = 0
   /** Entries whose body L1 copied, to their copy: requests that shared one lookup set one entry, copied once. */
   private readonly owned = new WeakMap<PageEntry, PageEntry>()
+  /** The id under which L1 holds the page whose codings these are (entries served may be copies sharing them). */
+  private readonly idOfCodings = new WeakMap<Encoded, string>()
 
   constructor ({ maxBytes, ttlMs }: { maxBytes: number, ttlMs: number }) {
     this.ttlMs = ttlMs
     this.lru = new LRUCache<string, LocalEntry | LocalValue>({
       maxSize: maxBytes,
-      sizeCalculation: (held, id) => ('entry' in held ? bodyBytes(held.entry) : held.json.length) + id.length + ENTRY_OVERHEAD_BYTES
+      sizeCalculation: (held, id) => ('entry' in held ? bodyBytes(held.entry) + (held.identity?.length ?? 0) : held.json.length) +
+        id.length + ENTRY_OVERHEAD_BYTES
     })
   }
 
@@ -88,7 +93,33 @@ export class LocalTier {
   set (id: string, entry: PageEntry, version: number): void {
     if (!this.enabled) return
     const ttl = Math.min(this.ttlMs, freshForMs(entry, Date.now()))
-    if (ttl >= 1) this.lru.set(id, { entry: this.ownBody(entry), version }, { ttl })
+    if (ttl < 1) return
+    const owned = this.ownBody(entry)
+    if (owned.encoded !== undefined) this.idOfCodings.set(owned.encoded, id)
+    this.lru.set(id, { entry: owned, version }, { ttl })
+  }
+
+  /** The identity bytes kept beside a page L1 holds stored compressed (`keepIdentity`), if any. */
+  identityOf (encoded: Encoded): Buffer | undefined {
+    return this.heldWith(encoded)?.held.identity
+  }
+
+  /**
+   * Keeps the identity bytes of a page L1 holds, once gunzipped for a client that accepts no coding, so that the next
+   * such client is not gunzipped for again. They count against `maxBytes`, and go with the page.
+   */
+  keepIdentity (encoded: Encoded, identity: Buffer): void {
+    const found = this.heldWith(encoded)
+    if (found === undefined) return
+    // Re-set to count the new bytes, for what is left of the page's time in L1.
+    const ttl = Math.max(1, Math.floor(this.lru.getRemainingTTL(found.id)))
+    this.lru.set(found.id, { ...found.held, identity }, { ttl })
+  }
+
+  private heldWith (encoded: Encoded): { id: string, held: LocalEntry } | undefined {
+    const id = this.idOfCodings.get(encoded)
+    const held = id === undefined ? undefined : this.lru.peek(id)
+    return held !== undefined && 'entry' in held && held.entry.encoded === encoded ? { id: id as string, held } : undefined
   }
 
   /**

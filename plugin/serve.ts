@@ -6,6 +6,7 @@ import { varyNames } from './response-vary.js'
 import { cacheStatusOf, type CacheEvent } from './cache-status.js'
 import type { NormalizedOptions } from './options.js'
 import type { CacheCounters } from './stats.js'
+import type { LocalTier } from './l1.js'
 
 /**
  * Marks a response with what happened to it (`x-cache`, `cache-status`, each unless turned off) and counts it: every
@@ -69,21 +70,34 @@ function codingFor (request: FastifyRequest, entry: PageEntry): Coding | undefin
   return entry.encoded === undefined ? undefined : negotiateCoding(request.headers['accept-encoding'], entry.encoded)
 }
 
-/** The bytes of a representation: stored as they are sent, but for identity of a page stored compressed. */
-function bodyFor (entry: PageEntry, coding: Coding | undefined): Buffer | Promise<Buffer> {
-  if (entry.encoded === undefined) return entry.body
-  return coding === undefined ? identityOf(entry.encoded) : entry.encoded[coding] as Buffer
+/**
+ * The bytes of a representation: stored as they are sent, but for identity of a page stored compressed, gunzipped
+ * (once per page while L1 holds it).
+ */
+function bodyFor (entry: PageEntry, coding: Coding | undefined, l1?: LocalTier): Buffer | Promise<Buffer> {
+  const encoded = entry.encoded
+  if (encoded === undefined) return entry.body
+  if (coding !== undefined) return encoded[coding] as Buffer
+  const kept = l1?.identityOf(encoded)
+  if (kept !== undefined) return kept
+  const identity = identityOf(encoded)
+  return l1 === undefined ? identity : identity.then((bytes) => { l1.keepIdentity(encoded, bytes); return bytes })
 }
 
-/** Answers from the cache, from the hook: a 304 when the client holds this representation already. */
-export function serveEntry (request: FastifyRequest, reply: FastifyReply, entry: PageEntry): FastifyReply | Promise<FastifyReply> {
+/**
+ * Answers from the cache, from the hook: a 304 when the client holds this representation already. `l1`: where the
+ * identity bytes of a page it holds are kept once made.
+ */
+export function serveEntry (
+  request: FastifyRequest, reply: FastifyReply, entry: PageEntry, l1?: LocalTier
+): FastifyReply | Promise<FastifyReply> {
   const coding = codingFor(request, entry)
   restore(reply, entry, coding)
   if (entry.status === 200 && ifNoneMatch(request.headers['if-none-match'], etagFor(entry.etag, coding))) {
     reply.code(304)
     return reply.send()
   }
-  const body = bodyFor(entry, coding)
+  const body = bodyFor(entry, coding, l1)
   // A compressed body planted in the store may not decode: that request gets an error, not garbage.
   return Buffer.isBuffer(body) ? reply.send(body) : body.then((bytes) => reply.send(bytes), (err: Error) => reply.send(err))
 }
