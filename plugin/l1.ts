@@ -100,7 +100,7 @@ export class LocalTier {
   }
 
   /** The identity bytes kept beside a page L1 holds stored compressed (`keepIdentity`), if any. */
-  identityOf (encoded: Encoded): Buffer | undefined {
+  keptIdentity (encoded: Encoded): Buffer | undefined {
     return this.heldWith(encoded)?.held.identity
   }
 

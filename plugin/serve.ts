@@ -78,7 +78,7 @@ function bodyFor (entry: PageEntry, coding: Coding | undefined, l1?: LocalTier):
   const encoded = entry.encoded
   if (encoded === undefined) return entry.body
   if (coding !== undefined) return encoded[coding] as Buffer
-  const kept = l1?.identityOf(encoded)
+  const kept = l1?.keptIdentity(encoded)
   if (kept !== undefined) return kept
   const identity = identityOf(encoded)
   return l1 === undefined ? identity : identity.then((bytes) => { l1.keepIdentity(encoded, bytes); return bytes })

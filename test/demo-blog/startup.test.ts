@@ -1,30 +1,19 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { logCollector } from '../helpers/app.js'
 import { freePort, redisForTest } from '../helpers/redis.js'
 import { admin, buildBlog, csrfOf, tempDir, Visitor } from './fixtures/blog.js'
 
 const redis = await redisForTest(t)
 
-function logCollector (): { stream: Writable, lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>)
-      done()
-    }
-  })
-  return { stream, lines }
-}
-
 t.test('no Redis answering: the blog starts on the memory store and says so', async (t) => {
   const logs = logCollector()
   const port = await freePort()
   const app = await buildBlog(t, undefined, {
-    redisUrl: `redis://127.0.0.1:${port}`, redisProbeMs: 1_000, fastify: { logger: { level: 'info', stream: logs.stream } }
+    redisUrl: `redis://127.0.0.1:${port}`, redisProbeMs: 1_000, fastify: { logger: logs.logger }
   })
   t.equal(app.cache.storeKind, 'memory')
   t.notOk(app.hasDecorator('redis'), 'no Redis client is left behind')
@@ -38,7 +27,7 @@ t.test('no Redis answering: the blog starts on the memory store and says so', as
 
 t.test('with Redis, the store is redis and keys live under the configured prefix', async (t) => {
   const logs = logCollector()
-  const app = await buildBlog(t, redis, { cachePrefix: `${redis.prefix}blog:`, fastify: { logger: { level: 'info', stream: logs.stream } } })
+  const app = await buildBlog(t, redis, { cachePrefix: `${redis.prefix}blog:`, fastify: { logger: logs.logger } })
   t.equal(app.cache.storeKind, 'redis')
   t.ok(logs.lines.some((line) => line.msg === 'cache store: redis' && line.prefix === `${redis.prefix}blog:`))
   await app.inject('/about')

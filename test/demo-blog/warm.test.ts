@@ -1,27 +1,16 @@
-import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { pagesToWarm, warmBlog } from '../../demo-blog/lib/warm.js'
+import { logCollector } from '../helpers/app.js'
 import { freePort, redisForTest } from '../helpers/redis.js'
 import { buildBlog, Visitor } from './fixtures/blog.js'
 
 // The blog warms its first pages on start (server.ts calls warmBlog once it listens).
 
-function logCollector (): { stream: Writable, lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>)
-      done()
-    }
-  })
-  return { stream, lines }
-}
-
 t.test('the index, the about page and the newest published posts are warmed; the first visitors get hits', async (t) => {
   const redis = await redisForTest(t)
   const logs = logCollector()
-  const app = await buildBlog(t, redis, { fastify: { logger: { level: 'info', stream: logs.stream } } })
+  const app = await buildBlog(t, redis, { fastify: { logger: logs.logger } })
   const paths = pagesToWarm(app)
   t.same(paths, ['/', '/about', '/post/4', '/post/3', '/post/2', '/post/1'], 'newest first; the draft is not among them')
   t.same(pagesToWarm(app, 2), ['/', '/about', '/post/4', '/post/3'])
@@ -35,7 +24,7 @@ t.test('with Redis gone, warming logs what was not stored and resolves: the blog
   const redis = await redisForTest(t, [], { own: true })
   const logs = logCollector()
   const app = await buildBlog(t, redis, {
-    cacheOptions: { lookupTimeoutMs: 100, operationTimeoutMs: 200 }, fastify: { logger: { level: 'info', stream: logs.stream } }
+    cacheOptions: { lookupTimeoutMs: 100, operationTimeoutMs: 200 }, fastify: { logger: logs.logger }
   })
   await redis.kill()
   await warmBlog(app)
@@ -51,7 +40,7 @@ t.test('with Redis gone, warming logs what was not stored and resolves: the blog
 t.test('no Redis at startup: the blog runs on the memory store, and warms it', async (t) => {
   const logs = logCollector()
   const app = await buildBlog(t, undefined, {
-    redisUrl: `redis://127.0.0.1:${await freePort()}`, redisProbeMs: 200, fastify: { logger: { level: 'info', stream: logs.stream } }
+    redisUrl: `redis://127.0.0.1:${await freePort()}`, redisProbeMs: 200, fastify: { logger: logs.logger }
   })
   t.equal(app.cache.storeKind, 'memory')
   await warmBlog(app)
@@ -61,7 +50,7 @@ t.test('no Redis at startup: the blog runs on the memory store, and warms it', a
 
 t.test('a warming that throws is logged, never thrown', async (t) => {
   const logs = logCollector()
-  const app = await buildBlog(t, undefined, { redisUrl: undefined, fastify: { logger: { level: 'info', stream: logs.stream } } })
+  const app = await buildBlog(t, undefined, { redisUrl: undefined, fastify: { logger: logs.logger } })
   app.cache.warm = async () => { throw new Error('no warming today') }
   await warmBlog(app)
   t.ok(logs.lines.some((line) => line.level === 40 && line.msg === 'cache warming failed; pages are cached on their first visit'))

@@ -32,14 +32,14 @@ t.test('L1 keeps the identity bytes of a page it holds once made, and counts the
   tier.set('view//b\n', b, 1)
   const heldA = tier.get('view//a\n')?.entry
   t.ok(heldA?.encoded !== undefined, 'held compressed')
-  t.equal(tier.identityOf(heldA?.encoded as NonNullable<PageEntry['encoded']>), undefined, 'nothing kept before a client asks')
+  t.equal(tier.keptIdentity(heldA?.encoded as NonNullable<PageEntry['encoded']>), undefined, 'nothing kept before a client asks')
   // Fits alone within the bound: kept, and the other page makes room.
   const small = new LocalTier({ maxBytes: 10_000, ttlMs: 60_000 })
   small.set('view//a\n', a, 1)
   small.set('view//b\n', b, 1)
   const smallA = small.get('view//a\n')?.entry.encoded as NonNullable<PageEntry['encoded']>
   small.keepIdentity(smallA, identity)
-  t.equal(small.identityOf(smallA), identity, 'kept beside the page')
+  t.equal(small.keptIdentity(smallA), identity, 'kept beside the page')
   t.equal(small.get('view//a\n')?.entry.encoded, smallA, 'the page itself is unchanged')
   t.ok(small.get('view//b\n') !== undefined, 'both fit within 10 KB')
   // Counted: past the bound, the page and its identity go rather than overrun it.
@@ -53,13 +53,13 @@ t.test('identity bytes are kept only for the page L1 holds now', async (t) => {
   const identity = Buffer.from('old page')
   const never = compressedEntry('never held')
   tier.keepIdentity(never.encoded as NonNullable<PageEntry['encoded']>, identity)
-  t.equal(tier.identityOf(never.encoded as NonNullable<PageEntry['encoded']>), undefined, 'codings L1 never held')
+  t.equal(tier.keptIdentity(never.encoded as NonNullable<PageEntry['encoded']>), undefined, 'codings L1 never held')
   const old = compressedEntry('old page')
   tier.set('view//p\n', old, 1)
   const heldOld = tier.get('view//p\n')?.entry.encoded as NonNullable<PageEntry['encoded']>
   tier.set('view//p\n', compressedEntry('new page'), 2)
   tier.keepIdentity(heldOld, identity)
-  t.equal(tier.identityOf(heldOld), undefined, 'a page replaced since keeps nothing')
+  t.equal(tier.keptIdentity(heldOld), undefined, 'a page replaced since keeps nothing')
   t.equal(tier.get('view//p\n')?.version, 2, 'and the new page is left as it is')
   const gone = compressedEntry('gone')
   tier.set('view//gone\n', gone, 1)
